@@ -1,0 +1,45 @@
+"""The app factory: `uvicorn --factory {{ cookiecutter.package_name }}.main:create_app`."""
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from {{ cookiecutter.package_name }}.api import api_router
+from {{ cookiecutter.package_name }}.config import Settings
+from {{ cookiecutter.package_name }}.errors import install_error_handlers
+from {{ cookiecutter.package_name }}.logs import configure_logging
+{% if cookiecutter.use_prometheus %}
+from {{ cookiecutter.package_name }}.metrics.instrumentation import instrument
+{% endif %}
+from {{ cookiecutter.package_name }}.middleware import RequestContextMiddleware
+from {{ cookiecutter.package_name }}.services import open_services
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or Settings()
+    configure_logging(settings.log_level)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        async with open_services(settings) as services:
+            app.state.services = services
+            yield
+
+    docs = settings.docs_enabled
+    app = FastAPI(
+        title="{{ cookiecutter.project_name }}",
+        version="{{ cookiecutter.version }}",
+        description="{{ cookiecutter.description }}",
+        lifespan=lifespan,
+        docs_url="/docs" if docs else None,
+        redoc_url="/redoc" if docs else None,
+        openapi_url="/openapi.json" if docs else None,
+    )
+    app.add_middleware(RequestContextMiddleware)
+    install_error_handlers(app)
+    app.include_router(api_router)
+{% if cookiecutter.use_prometheus %}
+    instrument(app, settings)
+{% endif %}
+    return app

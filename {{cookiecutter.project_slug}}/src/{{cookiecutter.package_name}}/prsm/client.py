@@ -1,0 +1,238 @@
+"""An async PRSM client speaking the node's wire protocol, remote or embedded."""
+
+import asyncio
+import json
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any, Self
+
+import httpx
+from pydantic import ValidationError
+
+from {{ cookiecutter.package_name }}.prsm.answerer import PRSMQuery, QueryResult
+from {{ cookiecutter.package_name }}.prsm.config import PRSMSettings
+from {{ cookiecutter.package_name }}.prsm.engine import EmbeddedEngine, EngineFaults
+from {{ cookiecutter.package_name }}.prsm.errors import (
+    InsufficientFundsError,
+    PRSMBadGatewayError,
+    PRSMError,
+    PRSMInvalidRequestError,
+    PRSMRateLimitError,
+    PRSMTimeoutError,
+    PRSMUnavailableError,
+    SafetyViolationError,
+)
+from {{ cookiecutter.package_name }}.prsm.wire import PRSMResponse, StreamEvent
+
+QUERY_PATH = "/api/v1/nwtn/query"
+STREAM_PATH = "/api/v1/stream"
+HEALTH_PATH = "/health"
+# A node that answers these on the stream path has no streaming: fall back to one query.
+_NO_STREAMING = frozenset({404, 405, 501})
+_UNAVAILABLE = frozenset({501, 502, 503, 504})
+
+
+class PRSMClient:
+    def __init__(
+        self,
+        http: httpx.AsyncClient,
+        *,
+        timeout_seconds: float,
+        unavailable_retry_after: int,
+        engine: EmbeddedEngine | None = None,
+    ) -> None:
+        self._http = http
+        self._timeout = timeout_seconds
+        self._unavailable_retry_after = unavailable_retry_after
+        self.engine = engine
+
+    @classmethod
+    @asynccontextmanager
+    async def open(cls, settings: PRSMSettings) -> AsyncIterator[Self]:
+        engine: EmbeddedEngine | None = None
+        transport: httpx.AsyncBaseTransport
+        if settings.prsm_api_url:
+            base_url = settings.prsm_api_url
+            transport = httpx.AsyncHTTPTransport(
+                limits=httpx.Limits(
+                    max_connections=settings.prsm_max_connections,
+                    max_keepalive_connections=settings.prsm_max_connections,
+                )
+            )
+        else:
+            engine = EmbeddedEngine(
+                EngineFaults(
+                    latency_seconds=settings.prsm_engine_latency_ms / 1000,
+                    fail_next=settings.prsm_engine_fail_next,
+                    fail_status=settings.prsm_engine_fail_status,
+                )
+            )
+            base_url = "http://prsm.embedded"
+            transport = httpx.ASGITransport(app=engine.app)
+        headers = {"Accept": "application/json"}
+        api_key = settings.prsm_api_key.get_secret_value()
+        if api_key:
+            headers["Authorization"] = f"Bearer {api_key}"
+        timeout = httpx.Timeout(
+            settings.prsm_timeout_seconds, connect=settings.prsm_connect_timeout_seconds
+        )
+        async with httpx.AsyncClient(
+            base_url=base_url, transport=transport, headers=headers, timeout=timeout
+        ) as http:
+            yield cls(
+                http,
+                timeout_seconds=settings.prsm_timeout_seconds,
+                unavailable_retry_after=settings.prsm_unavailable_retry_after_seconds,
+                engine=engine,
+            )
+
+    async def query(self, query: PRSMQuery) -> QueryResult:
+        started = time.perf_counter()
+        async with self._deadline():
+            response = await self._http.post(
+                QUERY_PATH, json=query.payload(), headers=_request_headers(query)
+            )
+        if response.status_code >= 300:
+            raise self._error_from(response)
+        try:
+            node_response = PRSMResponse.model_validate_json(response.content)
+        except ValidationError as exc:
+            raise PRSMBadGatewayError("PRSM answered with a payload of the wrong shape") from exc
+        return _result_from(node_response, query, time.perf_counter() - started)
+
+    async def stream(self, query: PRSMQuery) -> AsyncIterator[StreamEvent]:
+        request = self._http.build_request(
+            "POST", STREAM_PATH, json=query.payload(), headers=_request_headers(query)
+        )
+        async with self._deadline():
+            response = await self._http.send(request, stream=True)
+        try:
+            if response.status_code in _NO_STREAMING:
+                fallback = True
+            elif response.status_code >= 300:
+                async with self._deadline():
+                    await response.aread()
+                raise self._error_from(response)
+            else:
+                fallback = False
+                # No overall deadline here: a stream may run long; httpx bounds each read.
+                async with self._transport_errors_mapped():
+                    async for line in response.aiter_lines():
+                        if line.startswith("data:"):
+                            yield _parse_event(line.removeprefix("data:").strip())
+        finally:
+            await response.aclose()
+        if fallback:
+            result = await self.query(query)
+            yield StreamEvent(type="start", query_id=result.query_id)
+            yield StreamEvent(type="content", content=result.final_answer)
+            yield StreamEvent(
+                type="end", final_answer=result.final_answer, ftns_charged=result.ftns_charged
+            )
+
+    async def ping(self) -> bool:
+        """True when PRSM says it is healthy (a degraded node still answers, so it counts)."""
+        try:
+            async with self._deadline():
+                response = await self._http.get(HEALTH_PATH)
+            status = response.json().get("status") if response.status_code == 200 else None
+        except (PRSMError, httpx.HTTPError, ValueError, AttributeError):
+            return False
+        return status in ("healthy", "degraded")
+
+    @asynccontextmanager
+    async def _deadline(self) -> AsyncIterator[None]:
+        """One deadline for a whole exchange (httpx's own timeouts are per read or write)."""
+        async with self._transport_errors_mapped(), asyncio.timeout(self._timeout):
+            yield
+
+    @asynccontextmanager
+    async def _transport_errors_mapped(self) -> AsyncIterator[None]:
+        try:
+            yield
+        except (TimeoutError, httpx.TimeoutException) as exc:
+            if isinstance(exc, httpx.ConnectTimeout | httpx.PoolTimeout):
+                raise self._unavailable("PRSM did not accept a connection in time") from exc
+            raise PRSMTimeoutError(f"PRSM did not answer within {self._timeout:g} s") from exc
+        except httpx.TransportError as exc:
+            raise self._unavailable("PRSM is unreachable") from exc
+
+    def _unavailable(self, message: str) -> PRSMUnavailableError:
+        return PRSMUnavailableError(message, retry_after=self._unavailable_retry_after)
+
+    def _error_from(self, response: httpx.Response) -> PRSMError:
+        status = response.status_code
+        error_type, message, details = _error_body(response)
+        retry_after = _retry_after(response)
+        if status in (401, 403):
+            return PRSMBadGatewayError("PRSM refused the service's credentials")
+        if status == 429:
+            return PRSMRateLimitError(
+                message or "PRSM rate limit reached",
+                retry_after=retry_after or self._unavailable_retry_after,
+            )
+        if status in _UNAVAILABLE:
+            return PRSMUnavailableError(
+                message or "PRSM is unavailable",
+                retry_after=retry_after or self._unavailable_retry_after,
+            )
+        if status == 422 and error_type == "insufficient_funds":
+            return InsufficientFundsError(message or "Not enough FTNS", details=details)
+        if status == 422 and error_type == "safety_violation":
+            return SafetyViolationError(message or "PRSM safety refused the prompt")
+        if status in (400, 422):
+            return PRSMInvalidRequestError(message or "PRSM rejected the request", details=details)
+        return PRSMBadGatewayError(f"PRSM answered with unexpected status {status}")
+
+
+def _request_headers(query: PRSMQuery) -> dict[str, str]:
+    return {"X-Request-ID": query.request_id} if query.request_id else {}
+
+
+def _result_from(response: PRSMResponse, query: PRSMQuery, elapsed: float) -> QueryResult:
+    metadata = response.metadata
+    processing_time = metadata.get("processing_time")
+    return QueryResult(
+        query_id=str(metadata.get("query_id") or query.request_id or ""),
+        final_answer=response.final_answer,
+        ftns_charged=response.ftns_charged,
+        processing_time=(
+            float(processing_time) if isinstance(processing_time, int | float) else elapsed
+        ),
+        quality_score=(
+            None if response.confidence_score is None else round(100 * response.confidence_score)
+        ),
+        session_id=response.session_id,
+        metadata=metadata,
+    )
+
+
+def _parse_event(data: str) -> StreamEvent:
+    try:
+        return StreamEvent.model_validate_json(data)
+    except ValidationError as exc:
+        raise PRSMBadGatewayError("PRSM streamed an event of the wrong shape") from exc
+
+
+def _error_body(response: httpx.Response) -> tuple[str | None, str | None, dict[str, Any]]:
+    """Reads both the current error body and the one older nodes send."""
+    try:
+        body = json.loads(response.content)
+    except ValueError:
+        return None, None, {}
+    if not isinstance(body, dict):
+        return None, None, {}
+    error_type = body.get("error_type") or body.get("error")
+    message = body.get("message") or body.get("detail")
+    details = body.get("details")
+    return (
+        error_type if isinstance(error_type, str) else None,
+        message if isinstance(message, str) else None,
+        details if isinstance(details, dict) else {},
+    )
+
+
+def _retry_after(response: httpx.Response) -> int | None:
+    value = response.headers.get("Retry-After", "")
+    return int(value) if value.isdigit() else None

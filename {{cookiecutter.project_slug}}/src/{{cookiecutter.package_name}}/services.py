@@ -1,0 +1,111 @@
+"""The long-lived clients of one process, opened together and closed together.
+
+The query path is a stack of answerers: the PRSM client at the bottom, and each enabled feature
+wrapping the stage below it. The web app's lifespan and the job worker both open this.
+"""
+
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import AsyncExitStack, asynccontextmanager
+from dataclasses import dataclass
+from typing import Annotated
+
+from fastapi import Depends, Request
+
+{% if cookiecutter.use_auth %}
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from {{ cookiecutter.package_name }}.auth.database import database_answers, open_database
+from {{ cookiecutter.package_name }}.auth.quota import QuotaAnswerer
+{% endif %}
+{% if cookiecutter.use_redis_cache %}
+from {{ cookiecutter.package_name }}.cache.answerer import CachingAnswerer
+{% endif %}
+from {{ cookiecutter.package_name }}.config import Settings
+{% if cookiecutter.use_background_jobs %}
+from {{ cookiecutter.package_name }}.jobs.queue import JobQueue
+{% endif %}
+{% if cookiecutter.use_prometheus %}
+from {{ cookiecutter.package_name }}.metrics.answerer import MeteredAnswerer
+{% endif %}
+from {{ cookiecutter.package_name }}.prsm.answerer import Answerer
+from {{ cookiecutter.package_name }}.prsm.client import PRSMClient
+{% if cookiecutter.use_redis_cache or cookiecutter.use_background_jobs %}
+from {{ cookiecutter.package_name }}.redis_client import open_redis, redis_answers
+{% endif %}
+
+
+@dataclass(frozen=True, slots=True)
+class ReadinessCheck:
+    name: str
+    probe: Callable[[], Awaitable[bool]]
+    critical: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class Services:
+    settings: Settings
+    prsm: PRSMClient
+    answerer: Answerer
+    checks: list[ReadinessCheck]
+{% if cookiecutter.use_auth %}
+    sessions: async_sessionmaker[AsyncSession]
+{% endif %}
+{% if cookiecutter.use_redis_cache %}
+    cache: CachingAnswerer
+{% endif %}
+{% if cookiecutter.use_background_jobs %}
+    jobs: JobQueue
+{% endif %}
+
+
+@asynccontextmanager
+async def open_services(settings: Settings) -> AsyncIterator[Services]:
+    async with AsyncExitStack() as stack:
+        prsm = await stack.enter_async_context(PRSMClient.open(settings))
+        answerer: Answerer = prsm
+        checks = [ReadinessCheck("prsm", prsm.ping)]
+{% if cookiecutter.use_prometheus %}
+        answerer = MeteredAnswerer(answerer)
+{% endif %}
+{% if cookiecutter.use_redis_cache or cookiecutter.use_background_jobs %}
+        redis = await stack.enter_async_context(open_redis(settings))
+{% endif %}
+{% if cookiecutter.use_redis_cache %}
+        cache = CachingAnswerer(answerer, redis, settings)
+        answerer = cache
+        # Without its cache the service still answers, uncached: degraded, not down.
+        checks.append(ReadinessCheck("cache", cache.available, critical=False))
+{% endif %}
+{% if cookiecutter.use_auth %}
+        sessions = await stack.enter_async_context(open_database(settings))
+        answerer = QuotaAnswerer(answerer, sessions)
+        checks.append(ReadinessCheck("database", lambda: database_answers(sessions)))
+{% endif %}
+{% if cookiecutter.use_background_jobs %}
+        jobs = await stack.enter_async_context(JobQueue.open(settings, redis))
+        # Queries still work without the broker; only new jobs are refused.
+        checks.append(ReadinessCheck("jobs", lambda: redis_answers(redis), critical=False))
+{% endif %}
+        yield Services(
+            settings=settings,
+            prsm=prsm,
+            answerer=answerer,
+            checks=checks,
+{% if cookiecutter.use_auth %}
+            sessions=sessions,
+{% endif %}
+{% if cookiecutter.use_redis_cache %}
+            cache=cache,
+{% endif %}
+{% if cookiecutter.use_background_jobs %}
+            jobs=jobs,
+{% endif %}
+        )
+
+
+def get_services(request: Request) -> Services:
+    services: Services = request.app.state.services
+    return services
+
+
+ServicesDep = Annotated[Services, Depends(get_services)]

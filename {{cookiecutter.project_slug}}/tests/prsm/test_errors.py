@@ -1,0 +1,88 @@
+"""Every upstream error class of the protocol's mapping table, as the service's caller sees it.
+
+The faults come from the embedded engine's fault injection, through the real client.
+"""
+
+import httpx
+import pytest
+
+from {{ cookiecutter.package_name }}.config import Settings
+from {{ cookiecutter.package_name }}.prsm.engine import EmbeddedEngine
+from tests.helpers import free_port, query_body
+
+
+@pytest.mark.parametrize(
+    ("upstream_status", "status", "error_type"),
+    [
+        (401, 502, "prsm_bad_gateway"),
+        (422, 422, "safety_violation"),
+        (429, 429, "prsm_rate_limited"),
+        (501, 503, "prsm_unavailable"),
+        (503, 503, "prsm_unavailable"),
+        (500, 502, "prsm_bad_gateway"),
+        (200, 502, "prsm_bad_gateway"),
+    ],
+)
+async def test_upstream_errors_are_mapped(
+    ai_client: httpx.AsyncClient,
+    engine: EmbeddedEngine,
+    upstream_status: int,
+    status: int,
+    error_type: str,
+) -> None:
+    engine.faults.fail_next = 1
+    engine.faults.fail_status = upstream_status
+
+    response = await ai_client.post("/ai/query", json=query_body("What is 1+1?"))
+
+    assert response.status_code == status
+    body = response.json()
+    assert body["error_type"] == error_type
+    assert body["request_id"] == response.headers["X-Request-ID"]
+    if status in (429, 503):
+        assert int(response.headers["Retry-After"]) >= 1
+
+
+async def test_insufficient_funds_is_a_402(ai_client: httpx.AsyncClient) -> None:
+    response = await ai_client.post(
+        "/ai/query", json=query_body("What is 1+1?", context_allocation=0)
+    )
+
+    assert response.status_code == 402
+    assert response.json()["error_type"] == "insufficient_funds"
+
+
+class TestSlowPRSM:
+    @pytest.fixture
+    def settings(self, settings: Settings) -> Settings:
+        return settings.model_copy(
+            update={"prsm_engine_latency_ms": 500, "prsm_timeout_seconds": 0.05}
+        )
+
+    async def test_is_a_504(self, ai_client: httpx.AsyncClient) -> None:
+        response = await ai_client.post("/ai/query", json=query_body("What is 1+1?"))
+
+        assert response.status_code == 504
+        assert response.json()["error_type"] == "prsm_timeout"
+
+
+class TestUnreachablePRSM:
+    @pytest.fixture
+    def settings(self, settings: Settings) -> Settings:
+        return settings.model_copy(update={"prsm_api_url": f"http://127.0.0.1:{free_port()}"})
+
+    async def test_is_a_503_with_retry_after(
+        self, ai_client: httpx.AsyncClient, settings: Settings
+    ) -> None:
+        response = await ai_client.post("/ai/query", json=query_body("What is 1+1?"))
+
+        assert response.status_code == 503
+        assert response.json()["error_type"] == "prsm_unavailable"
+        retry_after = settings.prsm_unavailable_retry_after_seconds
+        assert response.headers["Retry-After"] == str(retry_after)
+
+    async def test_makes_the_service_unready(self, client: httpx.AsyncClient) -> None:
+        response = await client.get("/health/ready")
+
+        assert response.status_code == 503
+        assert response.json()["checks"]["prsm"] == "down"
