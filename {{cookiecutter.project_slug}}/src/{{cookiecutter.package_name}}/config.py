@@ -4,8 +4,9 @@ The core block lives here; each feature brings its own block from its package, s
 feature off removes its settings with it.
 """
 
-from typing import Literal
+from typing import Literal, Self
 
+from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 {% if cookiecutter.use_auth %}
@@ -48,5 +49,19 @@ class Settings(
     model_config = SettingsConfigDict(env_file=".env", env_file_encoding="utf-8", extra="ignore")
 
     environment: Literal["development", "test", "production"] = "development"
+    debug: bool = False
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     docs_enabled: bool = True
+    cors_allow_origins: list[str] = Field(
+        default_factory=list, description="Origins allowed to call the API from a browser."
+    )
+    max_request_body_bytes: int = Field(default=1_048_576, ge=1024)
+
+    @model_validator(mode="after")
+    def _refuse_unsafe_production(self) -> Self:
+        if self.environment == "production":
+            if self.debug:
+                raise ValueError("DEBUG must be off in production")
+            if "*" in self.cors_allow_origins:
+                raise ValueError("CORS_ALLOW_ORIGINS must list origins, not '*', in production")
+        return self

@@ -47,8 +47,16 @@ async def _http_error(request: Request, exc: Exception) -> JSONResponse:
 
 
 async def _unexpected_error(request: Request, exc: Exception) -> JSONResponse:
-    logger.exception("unhandled error")
-    return error_response(500, "Internal server error", "internal_error")
+    # Starlette runs this outermost, after the request context is gone: restore it.
+    request_id = getattr(request.state, "request_id", "-")
+    token = request_id_var.set(request_id)
+    try:
+        logger.exception("unhandled error")
+        return error_response(
+            500, "Internal server error", "internal_error", {"X-Request-ID": request_id}
+        )
+    finally:
+        request_id_var.reset(token)
 
 
 def install_error_handlers(app: FastAPI) -> None:

@@ -4,6 +4,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
+from fastapi.middleware.cors import CORSMiddleware
 
 from {{ cookiecutter.package_name }}.api import api_router
 from {{ cookiecutter.package_name }}.config import Settings
@@ -12,7 +13,10 @@ from {{ cookiecutter.package_name }}.logs import configure_logging
 {% if cookiecutter.use_prometheus %}
 from {{ cookiecutter.package_name }}.metrics.instrumentation import instrument
 {% endif %}
-from {{ cookiecutter.package_name }}.middleware import RequestContextMiddleware
+from {{ cookiecutter.package_name }}.middleware import (
+    BodySizeLimitMiddleware,
+    RequestContextMiddleware,
+)
 from {{ cookiecutter.package_name }}.services import open_services
 
 
@@ -31,10 +35,20 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         title="{{ cookiecutter.project_name }}",
         version="{{ cookiecutter.version }}",
         description="{{ cookiecutter.description }}",
+        debug=settings.debug,
         lifespan=lifespan,
         docs_url="/docs" if docs else None,
         redoc_url="/redoc" if docs else None,
         openapi_url="/openapi.json" if docs else None,
+    )
+    # Added last runs first: the request id exists before anything else can answer.
+    app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_request_body_bytes)
+    app.add_middleware(
+        CORSMiddleware,
+        allow_origins=settings.cors_allow_origins,
+        allow_methods=["GET", "POST"],
+        allow_headers=["Authorization", "Content-Type", "X-Request-ID"],
+        expose_headers=["X-Request-ID", "Retry-After"],
     )
     app.add_middleware(RequestContextMiddleware)
     install_error_handlers(app)

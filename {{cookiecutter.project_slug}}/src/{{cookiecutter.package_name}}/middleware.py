@@ -1,4 +1,8 @@
-"""Request id and request log, as plain ASGI middleware (no per-request task overhead)."""
+"""Request id, request log, security headers and a body size limit, as plain ASGI middleware.
+
+They sit inside FastAPI's exception handling, so what they refuse gets the service's JSON error
+body with its request id.
+"""
 
 import logging
 import re
@@ -6,6 +10,8 @@ import time
 import uuid
 
 from starlette.datastructures import Headers, MutableHeaders
+from starlette.exceptions import HTTPException
+from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from {{ cookiecutter.package_name }}.logs import request_id_var
@@ -13,6 +19,13 @@ from {{ cookiecutter.package_name }}.logs import request_id_var
 REQUEST_ID_HEADER = "X-Request-ID"
 # A caller's id is echoed into headers and logs, so only a short, plain token is accepted.
 _VALID_REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
+
+SECURITY_HEADERS = {
+    "X-Content-Type-Options": "nosniff",
+    "X-Frame-Options": "DENY",
+    "Referrer-Policy": "no-referrer",
+    "Cross-Origin-Opener-Policy": "same-origin",
+}
 
 logger = logging.getLogger(__name__)
 
@@ -33,6 +46,8 @@ class RequestContextMiddleware:
             return
         request_id = accepted_request_id(Headers(scope=scope).get(REQUEST_ID_HEADER))
         token = request_id_var.set(request_id)
+        # Kept on the request too: the handler of unexpected errors runs outside this middleware.
+        scope.setdefault("state", {})["request_id"] = request_id
         started = time.perf_counter()
         status = 500
 
@@ -40,7 +55,10 @@ class RequestContextMiddleware:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = message["status"]
-                MutableHeaders(scope=message)[REQUEST_ID_HEADER] = request_id
+                headers = MutableHeaders(scope=message)
+                headers[REQUEST_ID_HEADER] = request_id
+                for name, value in SECURITY_HEADERS.items():
+                    headers.setdefault(name, value)
             await send(message)
 
         try:
@@ -56,3 +74,45 @@ class RequestContextMiddleware:
                 },
             )
             request_id_var.reset(token)
+
+
+class BodySizeLimitMiddleware:
+    """Refuses request bodies over a limit with 413, whether or not they declare a length."""
+
+    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        declared = Headers(scope=scope).get("content-length", "")
+        if declared.isdigit() and int(declared) > self.max_bytes:
+            refusal = JSONResponse(
+                {
+                    "detail": self._message,
+                    "error_type": "request_too_large",
+                    "request_id": request_id_var.get(),
+                },
+                status_code=413,
+            )
+            await refusal(scope, receive, send)
+            return
+        received = 0
+
+        async def limited_receive() -> Message:
+            nonlocal received
+            message = await receive()
+            received += len(message.get("body", b""))
+            if received > self.max_bytes:
+                # Raised while a route reads its body: FastAPI passes HTTPException through
+                # to the service's error handler.
+                raise HTTPException(413, self._message)
+            return message
+
+        await self.app(scope, limited_receive, send)
+
+    @property
+    def _message(self) -> str:
+        return f"Request body is larger than {self.max_bytes} bytes"

@@ -16,6 +16,7 @@ from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
 from {{ cookiecutter.package_name }}.config import Settings
+from {{ cookiecutter.package_name }}.main import create_app
 from {{ cookiecutter.package_name }}.prsm.engine import EmbeddedEngine
 from tests.helpers import query_body, serve, sse_events
 
@@ -81,6 +82,24 @@ class TestRemoteNode:
         response = await client.get("/health/ready")
 
         assert response.json()["checks"]["prsm"] == "ok"
+
+
+async def test_the_whole_path_over_real_sockets(
+    settings: Settings, node: KeyCheckingNode, node_url: str, ai_client: httpx.AsyncClient
+) -> None:
+    """Caller -> uvicorn -> service -> HTTP -> uvicorn -> PRSM node, nothing in-process."""
+    remote = settings.model_copy(
+        update={"prsm_api_url": node_url, "prsm_api_key": SecretStr(API_KEY)}
+    )
+    async with (
+        serve(create_app(remote), lifespan=True) as service_url,
+        httpx.AsyncClient(base_url=service_url, headers=ai_client.headers) as caller,
+    ):
+        response = await caller.post("/ai/query", json=query_body("What is 9*9?"))
+
+    assert response.status_code == 200
+    assert response.json()["answer"] == "81"
+    assert node.engine.queries_answered == 1
 
 
 class TestWrongKey:

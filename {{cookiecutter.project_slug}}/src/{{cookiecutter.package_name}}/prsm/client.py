@@ -2,6 +2,7 @@
 
 import asyncio
 import json
+import logging
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -31,6 +32,8 @@ HEALTH_PATH = "/health"
 # A node that answers these on the stream path has no streaming: fall back to one query.
 _NO_STREAMING = frozenset({404, 405, 501})
 _UNAVAILABLE = frozenset({501, 502, 503, 504})
+
+logger = logging.getLogger(__name__)
 
 
 class PRSMClient:
@@ -99,7 +102,17 @@ class PRSMClient:
             node_response = PRSMResponse.model_validate_json(response.content)
         except ValidationError as exc:
             raise PRSMBadGatewayError("PRSM answered with a payload of the wrong shape") from exc
-        return _result_from(node_response, query, time.perf_counter() - started)
+        elapsed = time.perf_counter() - started
+        # Prompts are never logged, only their size; user ids stay out of these lines too.
+        logger.info(
+            "prsm query",
+            extra={
+                "prompt_chars": len(query.prompt),
+                "ftns_charged": node_response.ftns_charged,
+                "duration_ms": round(elapsed * 1000, 2),
+            },
+        )
+        return _result_from(node_response, query, elapsed)
 
     async def stream(self, query: PRSMQuery) -> AsyncIterator[StreamEvent]:
         request = self._http.build_request(
