@@ -1,0 +1,490 @@
+"""What the template's tests share: the template's answers, feature combinations, and a
+`BakedProject` that knows how to inspect, install and check one rendered project."""
+
+from __future__ import annotations
+
+import ast
+import functools
+import importlib.util
+import itertools
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import time
+import tomllib
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
+from types import ModuleType
+from typing import Any
+
+import pytest
+import yaml
+from cookiecutter.generate import generate_context
+from cookiecutter.prompt import prompt_for_config
+
+TEMPLATE_ROOT = Path(__file__).resolve().parent.parent
+PROJECT_DIR_NAME = "{{cookiecutter.project_slug}}"
+PACKAGE_DIR_NAME = "{{cookiecutter.package_name}}"
+
+# Third-party distributions each feature brings. One listed under several features may stay
+# while any of them is on; once all are off it must be gone from the project's dependencies.
+FEATURE_DEPENDENCIES: dict[str, tuple[str, ...]] = {
+    "use_auth": ("alembic", "pwdlib", "pyjwt", "sqlalchemy"),
+    "use_redis_cache": ("redis",),
+    "use_background_jobs": ("redis", "taskiq", "taskiq-redis"),
+    "use_prometheus": ("prometheus-client", "prometheus-fastapi-instrumentator"),
+}
+
+# Words that name a feature's compose service or image; none may remain when it is off.
+FEATURE_COMPOSE_MARKERS: dict[str, tuple[str, ...]] = {
+    "use_auth": ("postgres",),
+    "use_redis_cache": ("redis",),
+    "use_background_jobs": ("redis", "taskiq", "worker"),
+}
+
+UNRENDERED_JINJA = re.compile(r"\{\{-?\s*cookiecutter\b|\{%|%\}|(?<!\$)\{#")
+
+
+# --- the template -------------------------------------------------------------------------
+
+
+class Template:
+    """The template under test: its directory and what its cookiecutter.json declares."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.declared: dict[str, Any] = json.loads((root / "cookiecutter.json").read_text())
+
+    @functools.cached_property
+    def toggles(self) -> list[str]:
+        """Boolean questions, in cookiecutter.json order (private `_` keys are no questions)."""
+        return [
+            key
+            for key, value in self.declared.items()
+            if isinstance(value, bool) and not key.startswith("_")
+        ]
+
+    @property
+    def python_versions(self) -> list[str]:
+        choices = self.declared["python_version"]
+        assert isinstance(choices, list)
+        return choices
+
+    @property
+    def default_python(self) -> str:
+        return self.python_versions[0]
+
+    def default_toggles(self) -> dict[str, bool]:
+        return {key: self.declared[key] for key in self.toggles}
+
+    def answers(self, **overrides: Any) -> dict[str, Any]:
+        """The context cookiecutter hands the hooks for these answers over the defaults."""
+        context = generate_context(
+            context_file=str(self.root / "cookiecutter.json"), extra_context=overrides
+        )
+        return {**prompt_for_config(context, no_input=True), "_cookiecutter": self.declared}
+
+    def hook(self, name: str) -> ModuleType:
+        return load_module(self.root / "hooks" / f"{name}.py")
+
+    def project_path(self, manifest_path: str) -> Path:
+        """Where a manifest path lives in the unrendered template tree."""
+        return self.root / PROJECT_DIR_NAME / manifest_path.replace("{package}", PACKAGE_DIR_NAME)
+
+
+def load_module(path: Path) -> ModuleType:
+    spec = importlib.util.spec_from_file_location(f"_template_{path.stem}", path)
+    assert spec is not None, path
+    assert spec.loader is not None, path
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def short_name(toggle: str) -> str:
+    """`use_background_jobs` -> `jobs`: the word a combination id uses for a feature."""
+    return toggle.split("_")[-1]
+
+
+@dataclass(frozen=True)
+class Combination:
+    toggles: tuple[tuple[str, bool], ...]
+    python_version: str
+    default_python: str
+
+    @property
+    def id(self) -> str:
+        on = [short_name(name) for name, value in self.toggles if value]
+        name = "+".join(on) or "none"
+        if self.python_version != self.default_python:
+            name += f"@py{self.python_version}"
+        return name
+
+    @property
+    def answers(self) -> dict[str, Any]:
+        return {**dict(self.toggles), "python_version": self.python_version}
+
+
+def combinations(template: Template, mode: str) -> list[Combination]:
+    """`quick`: everything on, the defaults, everything off. `full`: every on/off mix on the
+    default Python, plus everything on for each other Python the template offers.
+
+    Everything on comes first: it is the slowest, and once its environment is built the
+    others can resolve from uv's cache (see `BakedProject.install`)."""
+
+    def make(values: Sequence[bool], python: str | None = None) -> Combination:
+        return Combination(
+            toggles=tuple(zip(template.toggles, values, strict=True)),
+            python_version=python or template.default_python,
+            default_python=template.default_python,
+        )
+
+    all_on = make([True] * len(template.toggles))
+    all_off = make([False] * len(template.toggles))
+    if mode == "quick":
+        picked = [all_on, make(list(template.default_toggles().values())), all_off]
+    elif mode == "full":
+        # Most features first: the slow combinations start early and the workers finish
+        # together.
+        mixes = sorted(
+            itertools.product([True, False], repeat=len(template.toggles)),
+            key=lambda values: -sum(values),
+        )
+        extra = [make([True] * len(template.toggles), v) for v in template.python_versions[1:]]
+        picked = [all_on, *extra, *(make(values) for values in mixes)]
+    else:
+        raise ValueError(f"unknown matrix mode {mode!r}")
+    return list({c.id: c for c in picked}.values())
+
+
+# --- interpreters and tools ---------------------------------------------------------------
+
+
+@functools.cache
+def find_uv() -> str:
+    candidates = [
+        os.environ.get("UV"),
+        str(Path(sys.executable).with_name("uv")),
+        shutil.which("uv"),
+    ]
+    for candidate in candidates:
+        if candidate and Path(candidate).is_file():
+            return candidate
+    pytest.fail("uv is not installed: it builds each rendered project's environment")
+
+
+@functools.cache
+def find_python(version: str) -> str:
+    """The interpreter for `version`: pyenv's newest X.Y.Z if pyenv has it, else let uv look."""
+    pyenv = shutil.which("pyenv")
+    if pyenv:
+        root = subprocess.run(
+            [pyenv, "root"], capture_output=True, text=True, check=False
+        ).stdout.strip()
+        versions = Path(root, "versions")
+        pattern = re.compile(rf"{re.escape(version)}\.(\d+)")
+        found = [
+            (int(match.group(1)), path)
+            for path in (versions.iterdir() if versions.is_dir() else [])
+            if (match := pattern.fullmatch(path.name))
+        ]
+        if found:
+            interpreter = max(found)[1] / "bin" / f"python{version}"
+            if interpreter.is_file():
+                return str(interpreter)
+    return version
+
+
+# --- one rendered project -----------------------------------------------------------------
+
+
+class StepFailed(Exception):
+    """A command of a rendered project failed; the message carries its output's tail."""
+
+
+# (python_version, enabled features) of the projects this process synced online.
+_SYNCED_ONLINE: list[tuple[str, frozenset[str]]] = []
+
+
+@dataclass
+class Timings:
+    """Seconds per step of one combination; the controller turns these into a table."""
+
+    steps: dict[str, float] = field(default_factory=dict)
+    started: float = field(default_factory=time.perf_counter)
+
+    @contextmanager
+    def step(self, name: str) -> Iterator[None]:
+        begin = time.perf_counter()
+        try:
+            yield
+        finally:
+            end = time.perf_counter()
+            self.steps[name] = round(self.steps.get(name, 0.0) + end - begin, 2)
+            self.steps["total"] = round(end - self.started, 2)
+
+
+@dataclass
+class BakedProject:
+    path: Path
+    answers: Mapping[str, Any]
+    env: Mapping[str, str]
+
+    @property
+    def package(self) -> str:
+        return str(self.answers["package_name"])
+
+    def has_file(self, relative: str | PurePosixPath) -> bool:
+        return (self.path / relative).exists()
+
+    def read(self, relative: str | PurePosixPath) -> str:
+        return (self.path / relative).read_text(encoding="utf-8")
+
+    def file_contains(self, relative: str | PurePosixPath, text: str) -> bool:
+        return self.has_file(relative) and text in self.read(relative)
+
+    def resolve_all(self, manifest_paths: set[str]) -> list[PurePosixPath]:
+        """Manifest paths with `{package}` filled in, sorted."""
+        return sorted(PurePosixPath(p.replace("{package}", self.package)) for p in manifest_paths)
+
+    def pyproject(self) -> dict[str, Any]:
+        return tomllib.loads(self.read("pyproject.toml"))
+
+    def text_files(self) -> Iterator[tuple[PurePosixPath, str]]:
+        """Every UTF-8 text file of the project (before any environment is built in it)."""
+        for path in sorted(self.path.rglob("*")):
+            if not path.is_file() or ".venv" in path.relative_to(self.path).parts:
+                continue
+            data = path.read_bytes()
+            if b"\0" in data:
+                continue
+            try:
+                text = data.decode("utf-8")
+            except UnicodeDecodeError:
+                continue
+            yield PurePosixPath(path.relative_to(self.path).as_posix()), text
+
+    # Running commands in the project's own environment.
+
+    def run(
+        self, *args: str, timeout: float = 600, env: Mapping[str, str] | None = None
+    ) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            args,
+            cwd=self.path,
+            env=dict(env or self.env),
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            check=False,
+        )
+
+    def check(self, *args: str, timeout: float = 600) -> None:
+        """Run a command; any exit code but 0 fails (pytest's 5, "no tests ran", too)."""
+        try:
+            result = self.run(*args, timeout=timeout)
+        except subprocess.TimeoutExpired as error:
+            raise StepFailed(f"`{' '.join(args)}` still running after {timeout:.0f} s") from error
+        if result.returncode != 0:
+            output = (result.stdout + result.stderr).strip().splitlines()
+            tail = "\n".join(output[-60:])
+            no_tests = "pytest" in args and result.returncode == pytest.ExitCode.NO_TESTS_COLLECTED
+            why = " (pytest ran no tests)" if no_tests else ""
+            raise StepFailed(f"`{' '.join(args)}` exited {result.returncode}{why}\n{tail}")
+
+    def install(self) -> None:
+        """`uv sync`: a new .venv with the runtime and dev dependencies of this project alone.
+
+        Resolving online revalidates every index page with PyPI, most of the step's time.
+        Once this process has synced a project with a superset of these features online,
+        the pages this one needs are minutes old, so it resolves from uv's cache instead
+        (`--offline`), and online again if the cache lacks anything.
+        """
+        python_version = str(self.answers["python_version"])
+        features = frozenset(key for key, value in self.answers.items() if value is True)
+        sync = (find_uv(), "sync", "--python", find_python(python_version))
+        if any(python_version == p and features <= seen for p, seen in _SYNCED_ONLINE):
+            try:
+                self.check(*sync, "--offline", timeout=900)
+            except StepFailed:
+                pass
+            else:
+                return
+        self.check(*sync, timeout=900)
+        _SYNCED_ONLINE.append((python_version, features))
+
+    def uv_run(self, *args: str, timeout: float = 600) -> None:
+        self.check(find_uv(), "run", "--no-sync", *args, timeout=timeout)
+
+
+# --- what a clean render looks like -------------------------------------------------------
+
+
+def leftover_problems(project: BakedProject) -> list[str]:
+    """Template debris: unrendered Jinja, stray whitespace, runs of blank lines, files that
+    do not parse, directories that pruning left empty. Run it before building the .venv."""
+    problems = []
+    for relative, text in project.text_files():
+        lines = text.split("\n")
+        # PEP 8 spaces top-level Python definitions (alembic's .py.mako too) by two blank lines.
+        blank_run_limit = 3 if ".py" in relative.suffixes else 2
+        run = 0
+        for number, line in enumerate(lines, start=1):
+            where = f"{relative}:{number}"
+            if UNRENDERED_JINJA.search(line):
+                problems.append(f"{where}: unrendered Jinja: {line.strip()}")
+            if line != line.rstrip():
+                kind = "whitespace-only line" if line.strip() == "" else "trailing whitespace"
+                problems.append(f"{where}: {kind}")
+            run = run + 1 if line.strip() == "" and number < len(lines) else 0
+            if run == blank_run_limit:
+                problems.append(f"{where}: {blank_run_limit} blank lines in a row")
+        if text and not text.endswith("\n"):
+            problems.append(f"{relative}: no newline at the end")
+        if text.startswith("\n"):
+            problems.append(f"{relative}: starts with a blank line")
+        if text.endswith("\n\n"):
+            problems.append(f"{relative}: ends with blank lines")
+        problems.extend(f"{relative}: {error}" for error in syntax_errors(relative, text))
+    problems += [
+        f"{path.relative_to(project.path).as_posix()}: empty directory"
+        for path in sorted(project.path.rglob("*"))
+        if path.is_dir() and not any(path.iterdir())
+    ]
+    return problems
+
+
+def syntax_errors(relative: PurePosixPath, text: str) -> list[str]:
+    try:
+        if relative.suffix in {".yaml", ".yml"}:
+            list(yaml.safe_load_all(text))
+        elif relative.suffix == ".toml":
+            tomllib.loads(text)
+        elif relative.suffix == ".json":
+            json.loads(text)
+        elif relative.suffix == ".py":
+            ast.parse(text)
+    except (yaml.YAMLError, tomllib.TOMLDecodeError, ValueError, SyntaxError) as error:
+        return [f"does not parse: {str(error).splitlines()[0]}"]
+    return []
+
+
+def feature_problems(project: BakedProject, manifest: Mapping[str, Sequence[str]]) -> list[str]:
+    """Enabled features' files are there; disabled ones left no file, import or dependency."""
+    kept, gone = _claimed(manifest, project.answers)
+    problems = [
+        f"{path}: missing although its feature is on"
+        for path in project.resolve_all(kept)
+        if not project.has_file(path)
+    ]
+    problems += [
+        f"{path}: present although its feature is off"
+        for path in project.resolve_all(gone)
+        if project.has_file(path)
+    ]
+    source_root = PurePosixPath("src", project.package)
+    gone_modules = {
+        ".".join([project.package, *path.relative_to(source_root).with_suffix("").parts])
+        for path in project.resolve_all(gone)
+        if path.is_relative_to(source_root)
+    }
+    problems += disabled_module_references(project, gone_modules)
+    problems += disabled_dependencies(project)
+    problems += disabled_compose_services(project)
+    return problems
+
+
+def _claimed(
+    table: Mapping[str, Sequence[str]], answers: Mapping[str, Any]
+) -> tuple[set[str], set[str]]:
+    """(kept, gone): entries some enabled feature claims, and those no enabled feature does.
+    A key joining toggles with "+" claims its entries only while all of them are on."""
+    kept = {
+        item
+        for key, items in table.items()
+        if all(answers[toggle] for toggle in key.split("+"))
+        for item in items
+    }
+    listed = {item for items in table.values() for item in items}
+    return kept, listed - kept
+
+
+def disabled_dependencies(project: BakedProject) -> list[str]:
+    _, gone = _claimed(FEATURE_DEPENDENCIES, project.answers)
+    declared = {
+        _distribution(requirement)
+        for requirement in project.pyproject()["project"].get("dependencies", [])
+    }
+    return [
+        f"pyproject.toml: depends on {name} although its feature is off"
+        for name in sorted(declared & gone)
+    ]
+
+
+def disabled_compose_services(project: BakedProject) -> list[str]:
+    if not project.has_file("compose.yaml"):
+        return []
+    _, gone = _claimed(FEATURE_COMPOSE_MARKERS, project.answers)
+    services = (yaml.safe_load(project.read("compose.yaml")) or {}).get("services") or {}
+    problems = []
+    for name, service in services.items():
+        image = service.get("image", "") if isinstance(service, dict) else ""
+        label = f"{name} {image}".lower()
+        problems += [
+            f"compose.yaml: service {name!r} looks like {marker}, whose feature is off"
+            for marker in sorted(gone)
+            if marker in label
+        ]
+    return problems
+
+
+def _distribution(requirement: str) -> str:
+    name = re.match(r"[A-Za-z0-9._-]+", requirement)
+    assert name, requirement
+    return re.sub(r"[-_.]+", "-", name.group()).lower()
+
+
+def disabled_module_references(project: BakedProject, modules: set[str]) -> list[str]:
+    """Imports of a removed module (Python, absolute or relative) and dotted references to it
+    anywhere (`pkg.worker:broker` in a compose command counts)."""
+    if not modules:
+        return []
+    dotted = re.compile(r"\b(?:" + "|".join(re.escape(m) for m in sorted(modules)) + r")\b")
+    found: dict[tuple[PurePosixPath, int], str] = {}
+    for relative, text in project.text_files():
+        for number, line in enumerate(text.splitlines(), start=1):
+            if match := dotted.search(line):
+                found[relative, number] = match.group()
+        if relative.suffix == ".py":
+            for number, module in _imports_of(relative, text, modules):
+                found.setdefault((relative, number), module)
+    return [
+        f"{path}:{number}: refers to disabled {module}" for (path, number), module in found.items()
+    ]
+
+
+def _imports_of(relative: PurePosixPath, text: str, modules: set[str]) -> Iterator[tuple[int, str]]:
+    """Lines importing one of `modules`, with relative imports resolved against the file."""
+    try:
+        tree = ast.parse(text)
+    except SyntaxError:
+        return  # reported by syntax_errors
+    parts = list(relative.with_suffix("").parts)
+    package = parts[1:-1] if parts[0] == "src" else parts[:-1]
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            candidates = [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            base = package[: len(package) - node.level + 1] if node.level else []
+            target = ".".join([*base, *(node.module or "").split(".")]).strip(".")
+            candidates = [target, *(f"{target}.{alias.name}" for alias in node.names)]
+        else:
+            continue
+        for module in modules:
+            if any(c == module or c.startswith(f"{module}.") for c in candidates):
+                yield node.lineno, module

@@ -1,0 +1,254 @@
+"""Fixtures for baking the template, the matrix options, and the timing table."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+import pytest
+from cookiecutter.main import cookiecutter
+
+from baking import TEMPLATE_ROOT, BakedProject, Template, Timings, combinations
+
+# `--shard=I/N`, which CI uses to split the full matrix, is a plugin of its own: sharding.py.
+pytest_plugins = ["sharding"]
+
+DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
+
+# Variables that would point a rendered project's tools at something other than its own
+# pyproject and .venv, or at the template tests' own pytest run.
+_FOREIGN_ENV_PREFIXES = ("PYTEST_", "COV_CORE_")
+_FOREIGN_ENV = {
+    "DATABASE_URL",
+    "PYTHONDONTWRITEBYTECODE",
+    "PYTHONHOME",
+    "PYTHONPATH",
+    "UV_FROZEN",
+    "UV_LOCKED",
+    "UV_NO_SYNC",
+    "UV_PROJECT",
+    "UV_PROJECT_ENVIRONMENT",
+    "VIRTUAL_ENV",
+}
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("template", "template matrix")
+    group.addoption(
+        "--matrix",
+        choices=["quick", "full"],
+        default=os.environ.get("TEMPLATE_MATRIX", "quick"),
+        help="quick (default): the cookiecutter.json defaults, all on, all off; "
+        "full: every on/off mix plus all-on on every offered Python "
+        "(env TEMPLATE_MATRIX sets the default)",
+    )
+    group.addoption(
+        "--timings-json",
+        default=None,
+        help="where to write the per-combination timings as JSON "
+        "(default: .results/matrix-timings.json under the rootdir)",
+    )
+
+
+def template_under_test(config: pytest.Config) -> Template:
+    """The repository's template, or the one named by pytest-cookies' --template."""
+    explicit = any(
+        arg == "--template" or arg.startswith("--template=")
+        for arg in config.invocation_params.args
+    )
+    return Template(Path(config.option.template) if explicit else TEMPLATE_ROOT)
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    template = template_under_test(metafunc.config)
+    if "combination" in metafunc.fixturenames:
+        picked = combinations(template, metafunc.config.option.matrix)
+        metafunc.parametrize("combination", picked, ids=[c.id for c in picked])
+    if "python_version" in metafunc.fixturenames:
+        metafunc.parametrize("python_version", template.python_versions)
+    if "manifest_path" in metafunc.fixturenames:
+        manifest = template.hook("post_gen_project").MANIFEST
+        metafunc.parametrize("manifest_path", sorted({p for ps in manifest.values() for p in ps}))
+
+
+@pytest.fixture(scope="session")
+def template(pytestconfig: pytest.Config) -> Template:
+    return template_under_test(pytestconfig)
+
+
+def _worker_number() -> int:
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "gw0")
+    return int(worker.removeprefix("gw")) if worker.startswith("gw") else 0
+
+
+def _redis_url_for_worker(base: str, worker: int) -> str:
+    """Concurrent rendered projects each get their own Redis database number."""
+    parts = urlsplit(base)
+    database = int(parts.path.strip("/") or 0) + worker
+    return urlunsplit(parts._replace(path=f"/{database}"))
+
+
+@pytest.fixture(scope="session")
+def workdir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """This process's scratch space (pytest-xdist gives each worker its own)."""
+    return tmp_path_factory.getbasetemp()
+
+
+@pytest.fixture(scope="session")
+def project_env(workdir: Path) -> dict[str, str]:
+    """The environment every rendered project's commands run in.
+
+    Bytecode goes to one cache per worker. Every project on a worker is rendered at the same
+    path and uv hardlinks each package file from its cache, so a module keeps its path, size
+    and mtime from one combination to the next and its bytecode stays valid; the project's
+    own files are written anew each time, so theirs is recompiled.
+
+    The mypy cache is per worker too (one writer at a time). mypy checks each cached module
+    against the file it finds (size and mtime, then content hash) and against its own version
+    and options, and keeps one cache per target Python inside that directory.
+    """
+    env = {
+        key: value
+        for key, value in os.environ.items()
+        if key not in _FOREIGN_ENV and not key.startswith(_FOREIGN_ENV_PREFIXES)
+    }
+    env.update(
+        MYPY_CACHE_DIR=str(workdir / "mypy-cache"),
+        PYTHONPYCACHEPREFIX=str(workdir / "pycache"),
+        REDIS_URL=_redis_url_for_worker(
+            os.environ.get("REDIS_URL", DEFAULT_REDIS_URL), _worker_number()
+        ),
+        UV_NO_PROGRESS="1",
+        UV_PYTHON_DOWNLOADS="never",
+    )
+    return env
+
+
+@pytest.fixture(scope="session")
+def cookiecutter_config(workdir: Path) -> Path:
+    """A cookiecutter config of our own: no user defaults, replays kept out of $HOME."""
+    config = workdir / "cookiecutter-config.yaml"
+    config.write_text(
+        f"cookiecutters_dir: {json.dumps(str(workdir / 'cookiecutters'))}\n"
+        f"replay_dir: {json.dumps(str(workdir / 'replay'))}\n"
+    )
+    return config
+
+
+@pytest.fixture
+def bake(
+    template: Template, project_env: dict[str, str], cookiecutter_config: Path, workdir: Path
+) -> Callable[..., BakedProject]:
+    """`bake(use_auth=True, ...)`: render the template with these answers over the defaults.
+
+    Each bake replaces the previous one in this worker's `bake/` directory, so a project's
+    environment is always new but its path is the same (see `project_env`). The previous
+    project is moved aside and deleted in the background, while this one is checked.
+    """
+    output = workdir / "bake"
+
+    def bake_with(**answers: Any) -> BakedProject:
+        if output.exists():
+            previous = output.rename(workdir / f"discarded-{uuid.uuid4().hex}")
+            threading.Thread(target=shutil.rmtree, args=(previous, True), daemon=True).start()
+        output.mkdir()
+        try:
+            path = cookiecutter(
+                str(template.root),
+                no_input=True,
+                extra_context=answers,
+                output_dir=str(output),
+                config_file=str(cookiecutter_config),
+            )
+        except Exception as error:
+            pytest.fail(f"rendering {answers} failed: {error!r}", pytrace=False)
+        return BakedProject(Path(path), template.answers(**answers), project_env)
+
+    return bake_with
+
+
+@pytest.fixture
+def timings(request: pytest.FixtureRequest) -> Timings:
+    """Step timings of this combination, carried to the controller in the test report."""
+    combination = request.getfixturevalue("combination")
+    recorded = Timings()
+    request.node.user_properties.append(("matrix_combination", combination.id))
+    request.node.user_properties.append(("matrix_timings", recorded.steps))
+    return recorded
+
+
+# --- the timing table, assembled where the reports arrive (the xdist controller) -----------
+
+
+class MatrixTimings:
+    """Collects each combination's step timings from the test reports and prints them as a
+    table; the columns are the steps the matrix test timed, in the order it ran them."""
+
+    def __init__(self, config: pytest.Config) -> None:
+        self.config = config
+        self.rows: list[dict[str, Any]] = []
+        self.started = time.perf_counter()
+
+    @pytest.hookimpl
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        properties = dict(report.user_properties)
+        if report.when != "call" or "matrix_timings" not in properties:
+            return
+        steps = dict(properties["matrix_timings"])
+        total = steps.pop("total", None)
+        self.rows.append(
+            {
+                "combination": properties["matrix_combination"],
+                **steps,
+                "total": total,
+                "outcome": report.outcome,
+            }
+        )
+
+    @pytest.hookimpl
+    def pytest_terminal_summary(self, terminalreporter: Any) -> None:
+        if not self.rows or hasattr(self.config, "workerinput"):
+            return
+        wall = round(time.perf_counter() - self.started, 1)
+        columns = [
+            key
+            for key in dict.fromkeys(key for row in self.rows for key in row)
+            if key not in {"combination", "outcome"}
+        ]
+        width = max(len("combination"), *(len(row["combination"]) for row in self.rows))
+        write = terminalreporter.write_line
+        terminalreporter.section("template matrix timings (seconds)")
+        write(f"{'combination':<{width}} " + " ".join(f"{c:>6}" for c in columns) + "  outcome")
+        for row in self.rows:
+            cells = " ".join(
+                f"{row[c]:>6.1f}" if row.get(c) is not None else f"{'-':>6}" for c in columns
+            )
+            write(f"{row['combination']:<{width}} {cells}  {row['outcome']}")
+        busy = sum(row["total"] or 0 for row in self.rows)
+        write(f"{len(self.rows)} combinations, {busy:.1f} s of work, {wall:.1f} s wall")
+        self.write_json(wall, terminalreporter)
+
+    def write_json(self, wall: float, terminalreporter: Any) -> None:
+        option = self.config.option.timings_json
+        path = Path(option) if option else self.config.rootpath / ".results" / "matrix-timings.json"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        report = {
+            "matrix": self.config.option.matrix,
+            "workers": getattr(self.config.option, "numprocesses", None) or 1,
+            "wall_seconds": wall,
+            "combinations": self.rows,
+        }
+        path.write_text(json.dumps(report, indent=2) + "\n")
+        terminalreporter.write_line(f"timings written to {path}")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.pluginmanager.register(MatrixTimings(config), "template-matrix-timings")

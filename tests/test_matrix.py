@@ -1,0 +1,63 @@
+"""Render each feature combination and hold it to what its own project promises: a clean
+render, exactly its features' files, then lint, types and tests in an environment built from
+its own pyproject.toml. `--matrix=full` runs every combination; the default is quick."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import pytest
+
+from baking import (
+    BakedProject,
+    Combination,
+    StepFailed,
+    Template,
+    Timings,
+    feature_problems,
+    find_python,
+    find_uv,
+    leftover_problems,
+)
+from docker_checks import project_problems
+
+
+def test_combination(
+    combination: Combination,
+    bake: Callable[..., BakedProject],
+    template: Template,
+    timings: Timings,
+) -> None:
+    with timings.step("bake"):
+        project = bake(**combination.answers)
+    manifest = template.hook("post_gen_project").MANIFEST
+    failures = [f"[render] {problem}" for problem in leftover_problems(project)]
+    failures += [f"[features] {problem}" for problem in feature_problems(project, manifest)]
+    with timings.step("docker"):
+        python = find_python(str(project.answers["python_version"]))
+        docker = project_problems(
+            project.path, project.answers, project.env, python=python, uv=find_uv()
+        )
+        failures += [f"[docker] {problem}" for problem in docker]
+
+    with timings.step("env"):
+        try:
+            project.install()
+        except StepFailed as error:
+            pytest.fail("\n".join([*failures, f"[env] {error}"]), pytrace=False)
+
+    steps = {
+        "lint": [("ruff", "check", "."), ("ruff", "format", "--check", ".")],
+        "types": [("mypy", "src", "tests")],
+        "tests": [("pytest",)],
+    }
+    for step, commands in steps.items():
+        with timings.step(step):
+            for command in commands:
+                try:
+                    project.uv_run(*command)
+                except StepFailed as error:
+                    failures.append(f"[{step}] {error}")
+
+    if failures:
+        pytest.fail("\n\n".join(failures), pytrace=False)
