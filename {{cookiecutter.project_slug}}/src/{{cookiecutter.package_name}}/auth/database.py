@@ -1,0 +1,61 @@
+"""The user database: one async engine per process, SQLite by default, PostgreSQL in production."""
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from sqlalchemy import event, select
+from sqlalchemy.ext.asyncio import (
+    AsyncEngine,
+    AsyncSession,
+    async_sessionmaker,
+    create_async_engine,
+)
+
+from {{ cookiecutter.package_name }}.auth.config import AuthSettings
+from {{ cookiecutter.package_name }}.auth.models import User
+
+logger = logging.getLogger(__name__)
+
+
+def create_engine(url: str) -> AsyncEngine:
+    engine = create_async_engine(url, pool_pre_ping=True)
+    if engine.dialect.name == "sqlite":
+        event.listen(engine.sync_engine, "connect", _tune_sqlite)
+    return engine
+
+
+def _tune_sqlite(connection: Any, record: Any) -> None:
+    # WAL lets readers work while a writer commits; the busy timeout makes concurrent
+    # writers (several workers, parallel queries) wait for the lock instead of failing.
+    cursor = connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA busy_timeout=10000")
+    cursor.close()
+
+
+@asynccontextmanager
+async def open_database(settings: AuthSettings) -> AsyncIterator[async_sessionmaker[AsyncSession]]:
+    engine = create_engine(settings.database_url)
+    try:
+        sessions = async_sessionmaker(engine, expire_on_commit=False)
+        if not await database_answers(sessions):
+            # Not fatal: the readiness check reports it until the database is ready.
+            logger.error(
+                "user database unreachable or not migrated; run `uv run alembic upgrade head`"
+            )
+        yield sessions
+    finally:
+        await engine.dispose()
+
+
+async def database_answers(sessions: async_sessionmaker[AsyncSession]) -> bool:
+    """True when the database is reachable and migrated (its users table answers)."""
+    try:
+        async with sessions() as session:
+            await session.execute(select(User.id).limit(1))
+    except Exception as exc:  # a probe answers, whatever went wrong
+        logger.warning("user database check failed", extra={"error": repr(exc)})
+        return False
+    return True

@@ -1,0 +1,97 @@
+"""The user store: what the login route, the quota and the command line do with users."""
+
+import re
+from decimal import Decimal
+
+from sqlalchemy import select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from {{ cookiecutter.package_name }}.auth.models import User, to_micro_ftns
+from {{ cookiecutter.package_name }}.auth.security import Passwords
+
+USERNAME_PATTERN = re.compile(r"[A-Za-z0-9._@-]{1,64}")
+MIN_PASSWORD_CHARS = 8
+
+
+class UserError(ValueError):
+    """A user could not be created or changed; the message says why."""
+
+
+def check_username(username: str) -> str:
+    if not USERNAME_PATTERN.fullmatch(username):
+        raise UserError("a username is 1 to 64 letters, digits or . _ @ -")
+    return username
+
+
+def check_password(password: str) -> str:
+    if len(password) < MIN_PASSWORD_CHARS:
+        raise UserError(f"a password has at least {MIN_PASSWORD_CHARS} characters")
+    return password
+
+
+def check_quota(quota: Decimal) -> int:
+    if not quota.is_finite() or quota < 0:
+        raise UserError("a quota is a number of FTNS, 0 or more")
+    return to_micro_ftns(quota)
+
+
+async def create_user(
+    sessions: async_sessionmaker[AsyncSession],
+    passwords: Passwords,
+    username: str,
+    password: str,
+    quota: Decimal,
+) -> User:
+    user = User(
+        username=check_username(username),
+        password_hash=await passwords.hash(check_password(password)),
+        quota_micro_ftns=check_quota(quota),
+        is_active=True,
+    )
+    try:
+        async with sessions.begin() as session:
+            session.add(user)
+    except IntegrityError as exc:
+        raise UserError(f"user {username!r} already exists") from exc
+    return user
+
+
+async def find_user(sessions: async_sessionmaker[AsyncSession], username: str) -> User | None:
+    async with sessions() as session:
+        user: User | None = await session.scalar(select(User).where(User.username == username))
+        return user
+
+
+async def list_users(sessions: async_sessionmaker[AsyncSession]) -> list[User]:
+    async with sessions() as session:
+        return list(await session.scalars(select(User).order_by(User.username)))
+
+
+async def set_quota(
+    sessions: async_sessionmaker[AsyncSession], username: str, quota: Decimal
+) -> None:
+    await _update(sessions, username, quota_micro_ftns=check_quota(quota))
+
+
+async def set_active(
+    sessions: async_sessionmaker[AsyncSession], username: str, *, active: bool
+) -> None:
+    await _update(sessions, username, is_active=active)
+
+
+async def set_password_hash(
+    sessions: async_sessionmaker[AsyncSession], username: str, password_hash: str
+) -> None:
+    await _update(sessions, username, password_hash=password_hash)
+
+
+async def _update(
+    sessions: async_sessionmaker[AsyncSession], username: str, **values: object
+) -> None:
+    async with sessions.begin() as session:
+        found = await session.scalar(
+            update(User).where(User.username == username).values(**values).returning(User.id)
+        )
+    if found is None:
+        raise UserError(f"no user {username!r}")
