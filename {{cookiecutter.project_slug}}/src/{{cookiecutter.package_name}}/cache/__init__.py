@@ -1,0 +1,1 @@
+"""Redis response cache: repeated identical queries answered without calling PRSM or charging."""

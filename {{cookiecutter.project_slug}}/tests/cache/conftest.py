@@ -1,0 +1,36 @@
+import shutil
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+from redis.asyncio import Redis
+
+from {{ cookiecutter.package_name }}.config import Settings
+from tests.cache.helpers import RedisServer
+from tests.helpers import free_port
+
+
+@pytest.fixture
+def settings(settings: Settings) -> Settings:
+    # A generous lookup timeout: on a loaded machine a hit must not turn into a miss.
+    return settings.model_copy(update={"cache_timeout_ms": 1000})
+
+
+@pytest.fixture
+async def redis(settings: Settings) -> AsyncIterator[Redis]:
+    """A client of the Redis the app under test uses, to look at what the cache wrote."""
+    client = Redis.from_url(settings.redis_url)
+    yield client
+    await client.aclose()
+
+
+@pytest.fixture
+async def redis_server(tmp_path: Path) -> AsyncIterator[RedisServer]:
+    """Never the shared Redis: outage tests stop and restart a server only they use."""
+    binary = shutil.which("redis-server")
+    if binary is None:
+        pytest.fail("the cache outage tests run their own redis-server: put it on PATH")
+    server = RedisServer(binary, free_port(), tmp_path)
+    await server.start()
+    yield server
+    await server.stop()
