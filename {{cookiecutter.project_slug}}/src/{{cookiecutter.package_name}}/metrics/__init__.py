@@ -1,0 +1,1 @@
+"""Prometheus metrics: HTTP by route template, PRSM calls, and `/metrics` to scrape them."""
