@@ -10,10 +10,11 @@ from dataclasses import dataclass
 from typing import Annotated
 
 from fastapi import Depends, Request
-
 {% if cookiecutter.use_auth %}
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+{% endif %}
 
+{% if cookiecutter.use_auth %}
 from {{ cookiecutter.package_name }}.auth.database import database_answers, open_database
 from {{ cookiecutter.package_name }}.auth.quota import QuotaAnswerer
 {% endif %}
@@ -26,11 +27,20 @@ from {{ cookiecutter.package_name }}.jobs.queue import JobQueue
 {% endif %}
 {% if cookiecutter.use_prometheus %}
 from {{ cookiecutter.package_name }}.metrics.answerer import MeteredAnswerer
+from {{ cookiecutter.package_name }}.metrics.collectors import Metrics
+{% endif %}
+{% if cookiecutter.use_prometheus and cookiecutter.use_background_jobs %}
+from {{ cookiecutter.package_name }}.metrics.jobs import JobMetrics
+{% endif %}
+{% if cookiecutter.use_prometheus and cookiecutter.use_redis_cache %}
+from {{ cookiecutter.package_name }}.metrics.response_cache import MeteredCache
 {% endif %}
 from {{ cookiecutter.package_name }}.prsm.answerer import Answerer
 from {{ cookiecutter.package_name }}.prsm.client import PRSMClient
-{% if cookiecutter.use_redis_cache or cookiecutter.use_background_jobs %}
+{% if cookiecutter.use_background_jobs %}
 from {{ cookiecutter.package_name }}.redis_client import open_redis, redis_answers
+{% elif cookiecutter.use_redis_cache %}
+from {{ cookiecutter.package_name }}.redis_client import open_redis
 {% endif %}
 
 
@@ -56,6 +66,9 @@ class Services:
 {% if cookiecutter.use_background_jobs %}
     jobs: JobQueue
 {% endif %}
+{% if cookiecutter.use_prometheus %}
+    metrics: Metrics
+{% endif %}
 
 
 @asynccontextmanager
@@ -65,7 +78,8 @@ async def open_services(settings: Settings) -> AsyncIterator[Services]:
         answerer: Answerer = prsm
         checks = [ReadinessCheck("prsm", prsm.ping)]
 {% if cookiecutter.use_prometheus %}
-        answerer = MeteredAnswerer(answerer)
+        metrics = stack.enter_context(Metrics.open())
+        answerer = MeteredAnswerer(answerer, metrics)
 {% endif %}
 {% if cookiecutter.use_redis_cache or cookiecutter.use_background_jobs %}
         redis = await stack.enter_async_context(open_redis(settings))
@@ -76,6 +90,9 @@ async def open_services(settings: Settings) -> AsyncIterator[Services]:
         # Without its cache the service still answers, uncached: degraded, not down.
         checks.append(ReadinessCheck("cache", cache.available, critical=False))
 {% endif %}
+{% if cookiecutter.use_prometheus and cookiecutter.use_redis_cache %}
+        answerer = MeteredCache(cache, metrics.registry)
+{% endif %}
 {% if cookiecutter.use_auth %}
         sessions = await stack.enter_async_context(open_database(settings))
         answerer = QuotaAnswerer(answerer, sessions)
@@ -85,6 +102,9 @@ async def open_services(settings: Settings) -> AsyncIterator[Services]:
         jobs = await stack.enter_async_context(JobQueue.open(settings, redis))
         # Queries still work without the broker; only new jobs are refused.
         checks.append(ReadinessCheck("jobs", lambda: redis_answers(redis), critical=False))
+{% endif %}
+{% if cookiecutter.use_prometheus and cookiecutter.use_background_jobs %}
+        jobs.on_event = JobMetrics(metrics.registry).record
 {% endif %}
         yield Services(
             settings=settings,
@@ -99,6 +119,9 @@ async def open_services(settings: Settings) -> AsyncIterator[Services]:
 {% endif %}
 {% if cookiecutter.use_background_jobs %}
             jobs=jobs,
+{% endif %}
+{% if cookiecutter.use_prometheus %}
+            metrics=metrics,
 {% endif %}
         )
 
