@@ -180,11 +180,12 @@ def rendered_files(project: GitRepo) -> dict[str, bytes]:
 
 
 def files_under(root: Path) -> dict[str, bytes]:
-    """Every file below `root` by relative path, for projects that are not git repositories."""
+    """Every file below `root` by relative path, less the lock, for projects that are not git
+    repositories."""
     return {
         path.relative_to(root).as_posix(): path.read_bytes()
         for path in sorted(root.rglob("*"))
-        if path.is_file()
+        if path.is_file() and path.relative_to(root).as_posix() not in NOT_RENDERED
     }
 
 
