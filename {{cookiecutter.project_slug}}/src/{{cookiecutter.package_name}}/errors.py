@@ -25,14 +25,14 @@ def error_response(
 
 
 async def _prsm_error(request: Request, exc: Exception) -> JSONResponse:
-    assert isinstance(exc, PRSMError)  # noqa: S101 -- registered for PRSMError only
+    assert isinstance(exc, PRSMError)  # noqa: S101  # nosec B101  # registered for it only
     logger.warning("prsm error", extra={"error_type": exc.error_type, "status": exc.status_code})
     headers = {"Retry-After": str(exc.retry_after)} if exc.retry_after else None
     return error_response(exc.status_code, exc.message, exc.error_type, headers)
 
 
 async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
-    assert isinstance(exc, RequestValidationError)  # noqa: S101 -- registered for it only
+    assert isinstance(exc, RequestValidationError)  # noqa: S101  # nosec B101  # registered for it only
     # The offending input is left out: it may be a prompt, which is never echoed or logged.
     errors = [
         {"loc": list(error["loc"]), "msg": error["msg"], "type": error["type"]}
@@ -42,7 +42,7 @@ async def _validation_error(request: Request, exc: Exception) -> JSONResponse:
 
 
 async def _http_error(request: Request, exc: Exception) -> JSONResponse:
-    assert isinstance(exc, HTTPException)  # noqa: S101 -- registered for it only
+    assert isinstance(exc, HTTPException)  # noqa: S101  # nosec B101  # registered for it only
     return error_response(exc.status_code, exc.detail, "http_error", exc.headers)
 
 

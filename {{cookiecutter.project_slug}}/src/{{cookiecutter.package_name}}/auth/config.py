@@ -3,9 +3,9 @@ from typing import Self
 from pydantic import BaseModel, Field, SecretStr, model_validator
 
 # Used when SECRET_KEY is unset: good enough to sign a developer's tokens, refused in production.
-DEVELOPMENT_SECRET_KEY = "insecure-development-key-never-use-it-in-production"  # noqa: S105
+DEVELOPMENT_SECRET_KEY = "insecure-development-key-never-use-it-in-production"  # noqa: S105  # nosec B105
 # The placeholder in .env.example, refused in production too.
-EXAMPLE_SECRET_KEY = "change-me-to-a-random-string-of-at-least-32-bytes"  # noqa: S105
+EXAMPLE_SECRET_KEY = "change-me-to-a-random-string-of-at-least-32-bytes"  # noqa: S105  # nosec B105
 MIN_SECRET_KEY_BYTES = 32
 
 

@@ -25,7 +25,7 @@ def main(command: list[str]) -> None:
     if directory:
         prepare(Path(directory))
     if command:
-        os.execvp(command[0], command)  # noqa: S606 -- the operator's own start command
+        os.execvp(command[0], command)  # noqa: S606  # nosec B606  # the operator's own command
 
 
 if __name__ == "__main__":

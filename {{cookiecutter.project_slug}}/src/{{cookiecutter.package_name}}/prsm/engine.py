@@ -44,6 +44,9 @@ _OPERATORS: dict[type, Callable[..., int | float]] = {
 }
 _MAX_EXPONENT = 64
 _MAX_OPERAND = 10**12
+# Every intermediate result too: a chain of products or powers must neither grow a number past
+# what `str` converts (4300 digits) nor cost seconds of CPU.
+_MAX_RESULT = 10**100
 
 
 @dataclass(slots=True)
@@ -183,7 +186,10 @@ def _evaluate_node(node: ast.AST) -> int | float:
         left, right = _evaluate_node(node.left), _evaluate_node(node.right)
         if isinstance(node.op, ast.Pow) and abs(right) > _MAX_EXPONENT:
             raise ValueError("exponent too large")
-        return _OPERATORS[type(node.op)](left, right)
+        result = _OPERATORS[type(node.op)](left, right)
+        if not isinstance(result, int | float) or abs(result) > _MAX_RESULT:
+            raise ValueError("not a real number, or too large")
+        return result
     raise ValueError("not arithmetic")
 
 

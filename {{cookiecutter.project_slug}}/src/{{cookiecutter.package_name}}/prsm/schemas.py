@@ -52,7 +52,15 @@ class QueryResponse(BaseModel):
 {% endif %}
 
 
+class FieldError(BaseModel):
+    loc: list[str | int] = Field(description="Where the invalid value is, e.g. body, prompt.")
+    msg: str
+    type: str
+
+
 class ErrorBody(BaseModel):
-    detail: str
+    detail: str | list[FieldError] = Field(
+        description="What went wrong; for invalid input, one entry per invalid field."
+    )
     error_type: str
     request_id: str
