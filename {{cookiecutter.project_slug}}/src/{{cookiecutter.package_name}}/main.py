@@ -7,6 +7,9 @@ from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
 from {{ cookiecutter.package_name }}.api import api_router
+{% if cookiecutter.use_auth %}
+from {{ cookiecutter.package_name }}.auth.database import install_database_error_handlers
+{% endif %}
 from {{ cookiecutter.package_name }}.config import Settings
 from {{ cookiecutter.package_name }}.errors import install_error_handlers
 from {{ cookiecutter.package_name }}.logs import configure_logging
@@ -52,6 +55,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.add_middleware(RequestContextMiddleware)
     install_error_handlers(app)
+{% if cookiecutter.use_auth %}
+    install_database_error_handlers(app)
+{% endif %}
     app.include_router(api_router)
 {% if cookiecutter.use_prometheus %}
     instrument(app, settings)

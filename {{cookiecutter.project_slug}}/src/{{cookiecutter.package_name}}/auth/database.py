@@ -5,7 +5,10 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse
 from sqlalchemy import event, select
+from sqlalchemy.exc import InterfaceError, OperationalError
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -15,6 +18,10 @@ from sqlalchemy.ext.asyncio import (
 
 from {{ cookiecutter.package_name }}.auth.config import AuthSettings
 from {{ cookiecutter.package_name }}.auth.models import User
+from {{ cookiecutter.package_name }}.errors import error_response
+
+# What a caller is told to wait before trying again while the database is unreachable.
+DATABASE_RETRY_AFTER_SECONDS = 5
 
 logger = logging.getLogger(__name__)
 
@@ -59,3 +66,23 @@ async def database_answers(sessions: async_sessionmaker[AsyncSession]) -> bool:
         logger.warning("user database check failed", extra={"error": repr(exc)})
         return False
     return True
+
+
+async def _database_unavailable(request: Request, exc: Exception) -> JSONResponse:
+    # Connection failures (server down, file unreadable, pool exhausted): the service is
+    # unavailable, not broken. The driver's message may name hosts, so it stays in the log.
+    logger.error("user database unavailable", extra={"error": repr(exc)})
+    return error_response(
+        503,
+        "The user database is unavailable",
+        "database_unavailable",
+        {"Retry-After": str(DATABASE_RETRY_AFTER_SECONDS)},
+    )
+
+
+def install_database_error_handlers(app: FastAPI) -> None:
+    app.add_exception_handler(OperationalError, _database_unavailable)
+    app.add_exception_handler(InterfaceError, _database_unavailable)
+    # asyncpg's refused connections reach the app unwrapped. PRSM and Redis errors never do
+    # (their clients map them), so a bare ConnectionError here is the database's.
+    app.add_exception_handler(ConnectionError, _database_unavailable)
