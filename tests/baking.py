@@ -284,10 +284,10 @@ class BakedProject:
             check=False,
         )
 
-    def check(self, *args: str, timeout: float = 600) -> None:
+    def check(self, *args: str, timeout: float = 600, env: Mapping[str, str] | None = None) -> None:
         """Run a command; any exit code but 0 fails (pytest's 5, "no tests ran", too)."""
         try:
-            result = self.run(*args, timeout=timeout)
+            result = self.run(*args, timeout=timeout, env=env)
         except subprocess.TimeoutExpired as error:
             raise StepFailed(f"`{' '.join(args)}` still running after {timeout:.0f} s") from error
         if result.returncode != 0:
@@ -318,8 +318,10 @@ class BakedProject:
         self.check(*sync, timeout=900)
         _SYNCED_ONLINE.append((python_version, features))
 
-    def uv_run(self, *args: str, timeout: float = 600) -> None:
-        self.check(find_uv(), "run", "--no-sync", *args, timeout=timeout)
+    def uv_run(
+        self, *args: str, timeout: float = 600, env: Mapping[str, str] | None = None
+    ) -> None:
+        self.check(find_uv(), "run", "--no-sync", *args, timeout=timeout, env=env)
 
 
 # --- what a clean render looks like -------------------------------------------------------

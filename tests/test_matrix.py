@@ -4,6 +4,7 @@ its own pyproject.toml. `--matrix=full` runs every combination; the default is q
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -22,6 +23,10 @@ from baking import (
     leftover_problems,
 )
 from docker_checks import project_problems
+
+TEST_POSTGRES_URL = os.environ.get(
+    "TEST_POSTGRES_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/test"
+)
 
 
 def test_combination(
@@ -60,6 +65,16 @@ def test_combination(
                     project.uv_run(*command)
                 except StepFailed as error:
                     failures.append(f"[{step}] {error}")
+
+    if project.answers["use_auth"]:
+        # The auth suite once more against PostgreSQL: it makes a database of its own on the
+        # server and drops it afterwards.
+        with timings.step("auth-pg"):
+            postgres = {**project.env, "DATABASE_URL": TEST_POSTGRES_URL}
+            try:
+                project.uv_run("pytest", "tests/auth", "-q", env=postgres)
+            except StepFailed as error:
+                failures.append(f"[auth-pg] {error}")
 
     with timings.step("security"):
         failures += [f"[security] {problem}" for problem in bandit_findings(project)]
