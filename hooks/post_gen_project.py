@@ -33,6 +33,7 @@ MANIFEST: dict[str, tuple[str, ...]] = {
         "src/{package}/cache",
         "tests/cache",
         "src/{package}/redis_client.py",
+        "scripts/bench_cache.py",
     ),
     "use_background_jobs": (
         "src/{package}/jobs",
