@@ -35,5 +35,7 @@ def configure_logging(level: str) -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
-    # uvicorn's access log would repeat, unstructured, what the request log already says.
+    # uvicorn's access log would repeat, unstructured, what the request log already says;
+    # httpx's line per PRSM call repeats the client's own "prsm query" line.
     logging.getLogger("uvicorn.access").disabled = True
+    logging.getLogger("httpx").setLevel(logging.WARNING)

@@ -126,7 +126,7 @@ async def open_services(settings: Settings) -> AsyncIterator[Services]:
         )
 
 
-def get_services(request: Request) -> Services:
+async def get_services(request: Request) -> Services:
     services: Services = request.app.state.services
     return services
 

@@ -104,6 +104,9 @@ async def test_every_scrape_reports_the_totals_of_all_workers(
 
         # A worker killed while it created a file leaves it empty: scrapes must not mind.
         (multiproc_dir / "counter_99999.db").touch()
+        # A worker counts a request after its response has left, so the last count can land
+        # just after the caller has its answer: wait for it once, then every scrape must agree.
+        await _wait_for_http_count(client, sent)
         scraped = [await client.get("/metrics") for _ in range(12)]
 
     assert {response.status_code for response in scraped} == {200}
@@ -111,6 +114,15 @@ async def test_every_scrape_reports_the_totals_of_all_workers(
         assert metrics.value("prsm_queries_total", outcome="ok") == sent
         assert metrics.value("http_requests_total", handler="/ai/query", status="2xx") == sent
         assert metrics.value("prsm_query_duration_seconds_count") == sent
+
+
+async def _wait_for_http_count(client: httpx.AsyncClient, expected: int) -> None:
+    for _ in range(100):
+        scrape = Scrape.parse((await client.get("/metrics")).text)
+        if scrape.value("http_requests_total", handler="/ai/query", status="2xx") >= expected:
+            return
+        await asyncio.sleep(0.05)
+    pytest.fail(f"the workers never counted {expected} queries")
 
 
 def _environment_of(settings: Settings) -> dict[str, str]:

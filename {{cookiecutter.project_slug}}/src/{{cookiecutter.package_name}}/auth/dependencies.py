@@ -42,7 +42,7 @@ async def get_current_user(
 CurrentUser = Annotated[User, Depends(get_current_user)]
 
 
-def query_for_current_user(body: QueryRequest, user: CurrentUser) -> PRSMQuery:
+async def query_for_current_user(body: QueryRequest, user: CurrentUser) -> PRSMQuery:
     """With auth on, the PRSM user is the token's user; a user with no quota left gets 429."""
     require_quota(user)
     return body.to_query(user.username)

@@ -9,18 +9,18 @@ from {{ cookiecutter.package_name }}.jobs.queue import JobQueue
 from {{ cookiecutter.package_name }}.services import ServicesDep
 
 
-def get_job_queue(services: ServicesDep) -> JobQueue:
+async def get_job_queue(services: ServicesDep) -> JobQueue:
     return services.jobs
 {% if cookiecutter.use_auth %}
 
 
-def job_owner(user: CurrentUser) -> str:
+async def job_owner(user: CurrentUser) -> str:
     """A job belongs to the user who submitted it; nobody else can see it."""
     return user.username
 {% else %}
 
 
-def job_owner() -> None:
+async def job_owner() -> None:
     """Without auth there is no caller to check: a job's id is what lets one read it."""
 {% endif %}
 

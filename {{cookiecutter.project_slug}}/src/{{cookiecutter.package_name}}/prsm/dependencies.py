@@ -12,18 +12,18 @@ from {{ cookiecutter.package_name }}.prsm.schemas import QueryRequest
 {% endif %}
 
 
-def get_answerer(request: Request) -> Answerer:
+async def get_answerer(request: Request) -> Answerer:
     answerer: Answerer = request.app.state.services.answerer
     return answerer
 
 
-def get_prsm_client(request: Request) -> PRSMClient:
+async def get_prsm_client(request: Request) -> PRSMClient:
     client: PRSMClient = request.app.state.services.prsm
     return client
 {% if not cookiecutter.use_auth %}
 
 
-def query_for_caller(body: QueryRequest) -> PRSMQuery:
+async def query_for_caller(body: QueryRequest) -> PRSMQuery:
     """Without auth the caller names the PRSM user in the body, as the guide does."""
     return body.to_query(body.user_id)
 {% endif %}
