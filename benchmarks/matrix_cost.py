@@ -1,0 +1,238 @@
+"""Matrix cost: render, env, lint, types and tests time of every combination, and the wall time.
+
+    uv run --group bench python benchmarks/matrix_cost.py [--workers 2] [--only-matrix]
+    uv run --group bench python benchmarks/matrix_cost.py --from-json .results/matrix-timings.json
+
+Runs the template's tests the way CI does (`pytest tests --matrix=full -n WORKERS --dist
+worksteal`; `--only-matrix` runs tests/test_matrix.py alone). The harness times each step of
+each combination (bake = render, then whatever steps it runs) and writes them as JSON
+(`--timings-json`); this prints them as a table with the totals per step, the wall time
+against the 180 s target, and how much busy time 120 s would take off. `--from-json` reads
+the JSON of an earlier run instead. Writes benchmarks/results/matrix_cost.json and
+matrix_cost.png.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from common import (
+    TEMPLATE_ROOT,
+    machine,
+    pyplot,
+    relative,
+    save_chart,
+    table,
+    warn_if_busy,
+    write_json,
+)
+
+TARGET_S = 180
+STRETCH_S = 120
+PALETTE = (
+    "#8c8c8c",
+    "#64b5cd",
+    "#4c72b0",
+    "#55a868",
+    "#dd8452",
+    "#8172b3",
+    "#c44e52",
+    "#937860",
+    "#da8bc3",
+    "#ccb974",
+)
+NOT_STEPS = {"combination", "outcome", "total"}
+
+
+def steps_of(rows: list[dict[str, Any]]) -> list[str]:
+    """The steps the harness timed, in the order it ran them."""
+    return [k for k in dict.fromkeys(k for row in rows for k in row) if k not in NOT_STEPS]
+
+
+def run_harness(
+    workers: int, only_matrix: bool, output: Path, extra: list[str]
+) -> tuple[float, int, str]:
+    command = [
+        sys.executable,
+        "-m",
+        "pytest",
+        "tests/test_matrix.py" if only_matrix else "tests",
+        "--matrix=full",
+        "-n",
+        str(workers),
+        "--dist",
+        "worksteal",
+        "--timings-json",
+        str(output),
+        "-q",
+        *extra,
+    ]
+    print("running: " + " ".join(["pytest", *command[3:]]), flush=True)
+    started = time.perf_counter()
+    completed = subprocess.run(
+        command, cwd=TEMPLATE_ROOT, capture_output=True, text=True, check=False
+    )
+    wall = time.perf_counter() - started
+    summary = (completed.stdout.strip().splitlines() or [""])[-1]
+    return round(wall, 1), completed.returncode, summary
+
+
+def analyse(harness: dict[str, Any], process_wall: float | None) -> dict[str, Any]:
+    rows = harness["combinations"]
+    workers = int(harness.get("workers") or 1)
+    wall = float(harness["wall_seconds"])
+    step_totals = {s: round(sum(r.get(s) or 0 for r in rows), 1) for s in steps_of(rows)}
+    busy = round(sum(r.get("total") or 0 for r in rows), 1)
+    slowest = max(rows, key=lambda r: r.get("total") or 0)
+    ideal = busy / workers
+    return {
+        "matrix": harness.get("matrix"),
+        "workers": workers,
+        "combinations": len(rows),
+        "failed": [r["combination"] for r in rows if r.get("outcome") != "passed"],
+        "wall_seconds": wall,
+        "process_wall_seconds": process_wall,
+        "busy_seconds": busy,
+        "ideal_wall_seconds": round(ideal, 1),
+        # The other template tests in the run, and workers idling at the end.
+        "wall_beyond_matrix_seconds": round(wall - ideal, 1),
+        "step_totals_seconds": step_totals,
+        "step_shares": {s: round(v / busy, 3) if busy else 0 for s, v in step_totals.items()},
+        "mean_per_combination_seconds": round(busy / max(len(rows), 1), 2),
+        "slowest": {"combination": slowest["combination"], "total": slowest.get("total")},
+        "target_seconds": TARGET_S,
+        "meets_target": wall <= TARGET_S,
+        # At the same packing, every second of wall time over 120 s is `workers` busy seconds.
+        "to_reach_120_s": {"busy_seconds_to_lose": round(max(0.0, wall - STRETCH_S) * workers, 1)},
+    }
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawTextHelpFormatter
+    )
+    parser.add_argument("--workers", type=int, default=2, help="pytest-xdist workers")
+    parser.add_argument(
+        "--only-matrix", action="store_true", help="run tests/test_matrix.py, not all of tests/"
+    )
+    parser.add_argument("--from-json", type=Path, help="read a timings JSON instead of running")
+    parser.add_argument("pytest_args", nargs="*", help="passed on to pytest (after --)")
+    args = parser.parse_args()
+
+    process_wall: float | None = None
+    outcome = None
+    if args.from_json:
+        source = relative(args.from_json)
+        harness = json.loads(args.from_json.read_text())
+    else:
+        warn_if_busy()
+        with tempfile.TemporaryDirectory(prefix="matrix-cost-") as tmp:
+            timings = Path(tmp) / "matrix-timings.json"
+            process_wall, code, outcome = run_harness(
+                args.workers, args.only_matrix, timings, args.pytest_args
+            )
+            print(f"pytest exited {code}: {outcome}")
+            if not timings.exists():
+                sys.exit("the harness wrote no timings; is it a version with --timings-json?")
+            harness = json.loads(timings.read_text())
+        source = "this run of the harness"
+    summary = analyse(harness, process_wall)
+
+    steps = steps_of(harness["combinations"])
+    headers = ["combination", *steps, "total", "outcome"]
+    rows = [
+        [r["combination"], *(r.get(s) for s in steps), r.get("total"), r.get("outcome")]
+        for r in harness["combinations"]
+    ]
+    rows.append(
+        ["sum (busy time)", *summary["step_totals_seconds"].values(), summary["busy_seconds"], ""]
+    )
+    print()
+    print(table(headers, rows))
+    print()
+    print(
+        table(
+            ["", "seconds"],
+            [
+                [f"wall time, {summary['workers']} workers (harness)", summary["wall_seconds"]],
+                ["wall time of the pytest process", process_wall],
+                ["busy time (sum over combinations)", summary["busy_seconds"]],
+                ["busy / workers (perfect packing)", summary["ideal_wall_seconds"]],
+                [
+                    "the rest: other tests, idle workers at the end",
+                    summary["wall_beyond_matrix_seconds"],
+                ],
+                ["mean per combination", summary["mean_per_combination_seconds"]],
+                [f"slowest: {summary['slowest']['combination']}", summary["slowest"]["total"]],
+            ],
+        )
+    )
+    shares = ", ".join(f"{s} {v:.0%}" for s, v in summary["step_shares"].items())
+    print(f"\nshare of busy time: {shares}")
+    verdict = "meets" if summary["meets_target"] else "misses"
+    which = (
+        "full matrix" if summary["matrix"] == "full" else f"{summary['matrix']} matrix (not full)"
+    )
+    print(f"{which}: {summary['wall_seconds']:.0f} s wall, {verdict} the {TARGET_S} s target")
+    lose = summary["to_reach_120_s"]["busy_seconds_to_lose"]
+    if lose:
+        print(f"for {STRETCH_S} s: about {lose:.0f} s of busy time less over the matrix")
+    if summary["failed"]:
+        print(f"combinations that did not pass: {', '.join(summary['failed'])}")
+
+    report = {
+        "benchmark": "matrix_cost",
+        "machine": machine(),
+        "source": source,
+        "pytest_outcome": outcome,
+        "summary": summary,
+        "combinations": harness["combinations"],
+    }
+    json_path = write_json("matrix_cost.json", report)
+    chart_path = chart(report)
+    print(f"\nwrote {relative(json_path)} and {relative(chart_path)}")
+    return 0
+
+
+def chart(report: dict[str, Any]) -> Path:
+    plt = pyplot()
+    rows = sorted(report["combinations"], key=lambda r: r.get("total") or 0, reverse=True)
+    summary = report["summary"]
+    figure, ax = plt.subplots(figsize=(7.5, 1.6 + 0.2 * len(rows)), layout="constrained")
+    positions = range(len(rows))
+    left = [0.0] * len(rows)
+    steps = steps_of(rows)
+    for step, color in zip(steps, PALETTE * 2, strict=False):
+        widths = [r.get(step) or 0 for r in rows]
+        ax.barh(positions, widths, left=left, color=color, label=step, height=0.75)
+        left = [a + b for a, b in zip(left, widths, strict=True)]
+    rest = [max(0.0, (r.get("total") or 0) - done) for r, done in zip(rows, left, strict=True)]
+    ax.barh(positions, rest, left=left, color="#dddddd", label="other checks", height=0.75)
+    ax.set_xlim(0, max(r.get("total") or 0 for r in rows) * 1.15)
+    for y, r in zip(positions, rows, strict=True):
+        mark = "" if r.get("outcome") == "passed" else f"  ({r.get('outcome')})"
+        ax.text(
+            r.get("total") or 0, y, f" {r.get('total') or 0:.1f}{mark}", va="center", fontsize=6.5
+        )
+    ax.set_yticks(list(positions), [r["combination"] for r in rows], fontsize=7)
+    ax.invert_yaxis()
+    ax.set_xlabel("seconds per combination (one worker)")
+    figure.legend(loc="outside lower center", fontsize=7, ncols=len(steps) + 1, frameon=False)
+    ax.set_title(
+        f"{str(summary['matrix']).capitalize()} matrix: {summary['combinations']} combinations, "
+        f"{summary['wall_seconds']:.0f} s wall on {summary['workers']} workers "
+        f"(target {TARGET_S} s), {summary['busy_seconds']:.0f} s busy",
+        fontsize=9,
+    )
+    return save_chart(figure, "matrix_cost.png")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
