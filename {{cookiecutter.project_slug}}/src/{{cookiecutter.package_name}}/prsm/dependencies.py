@@ -6,7 +6,6 @@ from fastapi import Depends, Request
 from {{ cookiecutter.package_name }}.auth.dependencies import query_for_current_user as query_for_caller
 {% endif %}
 from {{ cookiecutter.package_name }}.prsm.answerer import Answerer, PRSMQuery
-from {{ cookiecutter.package_name }}.prsm.client import PRSMClient
 {% if not cookiecutter.use_auth %}
 from {{ cookiecutter.package_name }}.prsm.schemas import QueryRequest
 {% endif %}
@@ -15,11 +14,6 @@ from {{ cookiecutter.package_name }}.prsm.schemas import QueryRequest
 async def get_answerer(request: Request) -> Answerer:
     answerer: Answerer = request.app.state.services.answerer
     return answerer
-
-
-async def get_prsm_client(request: Request) -> PRSMClient:
-    client: PRSMClient = request.app.state.services.prsm
-    return client
 {% if not cookiecutter.use_auth %}
 
 
@@ -30,5 +24,4 @@ async def query_for_caller(body: QueryRequest) -> PRSMQuery:
 
 
 AnswererDep = Annotated[Answerer, Depends(get_answerer)]
-PRSMClientDep = Annotated[PRSMClient, Depends(get_prsm_client)]
 CallerQuery = Annotated[PRSMQuery, Depends(query_for_caller)]
