@@ -1,15 +1,19 @@
 """Input crafted to break the service gets a 4xx with the usual JSON error body, never a 500."""
 
+import asyncio
 import json
 import logging
 import re
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 import pytest
 
+from {{ cookiecutter.package_name }}.config import Settings
 from {{ cookiecutter.package_name }}.logs import JsonFormatter
-from tests.helpers import query_body
+from {{ cookiecutter.package_name }}.main import create_app
+from tests.helpers import query_body, serve
 
 JSON = {"Content-Type": "application/json"}
 GENERATED_REQUEST_ID = re.compile(r"[0-9a-f]{32}")
@@ -172,3 +176,51 @@ async def test_control_characters_stay_escaped_in_the_logs(
         assert "\x00" not in line
     paths = [json.loads(line).get("path") for line in lines]
     assert "/no-such-page\r\nERROR forged\x00" in paths
+
+
+async def test_a_header_block_over_the_limit_is_a_431(
+    client: httpx.AsyncClient, settings: Settings
+) -> None:
+    padding = {"X-Padding": "a" * settings.max_request_header_bytes}
+
+    response = await client.get("/health", headers=padding)
+
+    body = assert_refused(response, 431)
+    assert body["error_type"] == "request_headers_too_large"
+
+
+async def test_line_breaks_smuggled_into_a_header_are_refused_by_the_server(
+    settings: Settings,
+) -> None:
+    """Over a real socket, with no client library to refuse them: a CR or LF inside a header
+    value ends the connection with a 400 from the HTTP parser, before the app (or a log
+    line) sees the forged header, and the server goes on serving."""
+    async with serve(create_app(settings), lifespan=True) as url:
+        refusals = [
+            await raw_exchange(url, b"X-Request-ID: abc" + line_break + b"Set-Cookie: forged=1")
+            for line_break in (b"\r", b"\n", b"\r\n ")
+        ]
+        afterwards = await raw_exchange(url, b"X-Request-ID: abc")
+
+    for response in refusals:
+        assert response.startswith(b"HTTP/1.1 400 "), response
+        assert b"forged" not in response
+    assert afterwards.startswith(b"HTTP/1.1 200 "), afterwards
+    assert b"x-request-id: abc\r\n" in afterwards
+
+
+async def raw_exchange(url: str, header: bytes) -> bytes:
+    """GET /health with one raw header line, as sent: the whole answer, until the server
+    closes the connection."""
+    address = urlsplit(url)
+    assert address.hostname is not None
+    assert address.port is not None
+    reader, writer = await asyncio.open_connection(address.hostname, address.port)
+    try:
+        request = b"GET /health HTTP/1.1\r\nHost: test\r\nConnection: close\r\n"
+        writer.write(request + header + b"\r\n\r\n")
+        await writer.drain()
+        async with asyncio.timeout(10):
+            return await reader.read()
+    finally:
+        writer.close()

@@ -56,6 +56,8 @@ class Settings(
         default_factory=list, description="Origins allowed to call the API from a browser."
     )
     max_request_body_bytes: int = Field(default=1_048_576, ge=1024)
+    # Names and values summed; a browser with its cookies sends a few KiB.
+    max_request_header_bytes: int = Field(default=16_384, ge=1024)
 
     @model_validator(mode="after")
     def _refuse_unsafe_production(self) -> Self:

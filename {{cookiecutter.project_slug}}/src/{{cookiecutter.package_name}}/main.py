@@ -17,8 +17,8 @@ from {{ cookiecutter.package_name }}.logs import configure_logging
 from {{ cookiecutter.package_name }}.metrics.instrumentation import instrument
 {% endif %}
 from {{ cookiecutter.package_name }}.middleware import (
-    BodySizeLimitMiddleware,
     RequestContextMiddleware,
+    RequestSizeLimitMiddleware,
 )
 from {{ cookiecutter.package_name }}.services import open_services
 
@@ -45,7 +45,11 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         openapi_url="/openapi.json" if docs else None,
     )
     # Added last runs first: the request id exists before anything else can answer.
-    app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_request_body_bytes)
+    app.add_middleware(
+        RequestSizeLimitMiddleware,
+        max_body_bytes=settings.max_request_body_bytes,
+        max_header_bytes=settings.max_request_header_bytes,
+    )
     app.add_middleware(
         CORSMiddleware,
         allow_origins=settings.cors_allow_origins,

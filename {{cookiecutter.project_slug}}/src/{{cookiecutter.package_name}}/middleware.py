@@ -1,4 +1,4 @@
-"""Request id, request log, security headers and a body size limit, as plain ASGI middleware.
+"""Request id, request log, security headers and request size limits, as plain ASGI middleware.
 
 They sit inside FastAPI's exception handling, so what they refuse gets the service's JSON error
 body with its request id.
@@ -76,28 +76,31 @@ class RequestContextMiddleware:
             request_id_var.reset(token)
 
 
-class BodySizeLimitMiddleware:
-    """Refuses request bodies over a limit with 413, whether or not they declare a length."""
+class RequestSizeLimitMiddleware:
+    """Refuses header blocks over a limit with 431, and bodies over a limit with 413, whether
+    or not they declare a length.
 
-    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+    The HTTP parser has read the headers by the time this runs (uvicorn's httptools parser
+    sets no limit of its own), so the header limit bounds what the service does with them,
+    not what the parser buffers: a proxy in front should cap both."""
+
+    def __init__(self, app: ASGIApp, max_body_bytes: int, max_header_bytes: int) -> None:
         self.app = app
-        self.max_bytes = max_bytes
+        self.max_body_bytes = max_body_bytes
+        self.max_header_bytes = max_header_bytes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
+        header_bytes = sum(len(name) + len(value) for name, value in scope["headers"])
+        if header_bytes > self.max_header_bytes:
+            message = f"Request headers are larger than {self.max_header_bytes} bytes"
+            await _refuse(431, "request_headers_too_large", message)(scope, receive, send)
+            return
         declared = Headers(scope=scope).get("content-length", "")
-        if declared.isdigit() and int(declared) > self.max_bytes:
-            refusal = JSONResponse(
-                {
-                    "detail": self._message,
-                    "error_type": "request_too_large",
-                    "request_id": request_id_var.get(),
-                },
-                status_code=413,
-            )
-            await refusal(scope, receive, send)
+        if declared.isdigit() and int(declared) > self.max_body_bytes:
+            await _refuse(413, "request_too_large", self._body_message)(scope, receive, send)
             return
         received = 0
 
@@ -105,14 +108,19 @@ class BodySizeLimitMiddleware:
             nonlocal received
             message = await receive()
             received += len(message.get("body", b""))
-            if received > self.max_bytes:
+            if received > self.max_body_bytes:
                 # Raised while a route reads its body: FastAPI passes HTTPException through
                 # to the service's error handler.
-                raise HTTPException(413, self._message)
+                raise HTTPException(413, self._body_message)
             return message
 
         await self.app(scope, limited_receive, send)
 
     @property
-    def _message(self) -> str:
-        return f"Request body is larger than {self.max_bytes} bytes"
+    def _body_message(self) -> str:
+        return f"Request body is larger than {self.max_body_bytes} bytes"
+
+
+def _refuse(status_code: int, error_type: str, detail: str) -> JSONResponse:
+    body = {"detail": detail, "error_type": error_type, "request_id": request_id_var.get()}
+    return JSONResponse(body, status_code=status_code)
