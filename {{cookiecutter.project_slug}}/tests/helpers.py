@@ -47,9 +47,12 @@ def free_port() -> int:
 
 
 @asynccontextmanager
-async def serve(app: ASGIApp, *, lifespan: bool = False) -> AsyncIterator[str]:
-    """Serves an ASGI app with uvicorn on a real local port, for the duration of the block."""
-    port = free_port()
+async def serve(
+    app: ASGIApp, *, lifespan: bool = False, port: int | None = None
+) -> AsyncIterator[str]:
+    """Serves an ASGI app with uvicorn on a real local port (a free one unless given), for
+    the duration of the block."""
+    port = port or free_port()
     config = uvicorn.Config(
         app, host="127.0.0.1", port=port, log_config=None, lifespan="on" if lifespan else "off"
     )

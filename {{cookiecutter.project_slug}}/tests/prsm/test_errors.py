@@ -8,7 +8,7 @@ import pytest
 
 from {{ cookiecutter.package_name }}.config import Settings
 from {{ cookiecutter.package_name }}.prsm.engine import EmbeddedEngine
-from tests.helpers import free_port, query_body
+from tests.helpers import free_port, query_body, serve
 
 
 @pytest.mark.parametrize(
@@ -34,6 +34,8 @@ async def test_upstream_errors_are_mapped(
     engine.faults.fail_status = upstream_status
 
     response = await ai_client.post("/ai/query", json=query_body("What is 1+1?"))
+    # The fault was PRSM's one answer: the next question is answered as usual.
+    recovered = await ai_client.post("/ai/query", json=query_body("What is 1+1?"))
 
     assert response.status_code == status
     body = response.json()
@@ -41,6 +43,8 @@ async def test_upstream_errors_are_mapped(
     assert body["request_id"] == response.headers["X-Request-ID"]
     if status in (429, 503):
         assert int(response.headers["Retry-After"]) >= 1
+    assert recovered.status_code == 200
+    assert recovered.json()["answer"] == "2"
 
 
 async def test_insufficient_funds_is_a_402(ai_client: httpx.AsyncClient) -> None:
@@ -59,17 +63,26 @@ class TestSlowPRSM:
             update={"prsm_engine_latency_ms": 500, "prsm_timeout_seconds": 0.05}
         )
 
-    async def test_is_a_504(self, ai_client: httpx.AsyncClient) -> None:
+    async def test_is_a_504_until_prsm_is_fast_again(
+        self, ai_client: httpx.AsyncClient, engine: EmbeddedEngine
+    ) -> None:
         response = await ai_client.post("/ai/query", json=query_body("What is 1+1?"))
+        engine.faults.latency_seconds = 0
+        recovered = await ai_client.post("/ai/query", json=query_body("What is 1+1?"))
 
         assert response.status_code == 504
         assert response.json()["error_type"] == "prsm_timeout"
+        assert recovered.status_code == 200
 
 
 class TestUnreachablePRSM:
     @pytest.fixture
-    def settings(self, settings: Settings) -> Settings:
-        return settings.model_copy(update={"prsm_api_url": f"http://127.0.0.1:{free_port()}"})
+    def node_port(self) -> int:
+        return free_port()
+
+    @pytest.fixture
+    def settings(self, settings: Settings, node_port: int) -> Settings:
+        return settings.model_copy(update={"prsm_api_url": f"http://127.0.0.1:{node_port}"})
 
     async def test_is_a_503_with_retry_after(
         self, ai_client: httpx.AsyncClient, settings: Settings
@@ -86,3 +99,16 @@ class TestUnreachablePRSM:
 
         assert response.status_code == 503
         assert response.json()["checks"]["prsm"] == "down"
+
+    async def test_queries_are_answered_once_the_node_is_up(
+        self, ai_client: httpx.AsyncClient, node_port: int
+    ) -> None:
+        before = await ai_client.post("/ai/query", json=query_body("What is 1+1?"))
+        async with serve(EmbeddedEngine().app, port=node_port):
+            after = await ai_client.post("/ai/query", json=query_body("What is 1+1?"))
+            ready = await ai_client.get("/health/ready")
+
+        assert before.status_code == 503
+        assert after.status_code == 200
+        assert after.json()["answer"] == "2"
+        assert ready.json()["checks"]["prsm"] == "ok"
