@@ -43,6 +43,10 @@ class ScratchDatabase:
         else:
             raise ValueError(f"the tests run on SQLite or PostgreSQL, not {server!r}")
 
+    @property
+    def on_postgresql(self) -> bool:
+        return self._server is not None
+
     @contextmanager
     def created(self) -> Iterator[str]:
         """The database, empty, for the duration of the block."""
