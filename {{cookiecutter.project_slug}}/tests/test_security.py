@@ -110,3 +110,5 @@ async def test_unexpected_errors_are_a_500_without_internals(app: FastAPI) -> No
         "request_id": "req-500",
     }
     assert response.headers["X-Request-ID"] == "req-500"
+    assert response.headers["X-Content-Type-Options"] == "nosniff"
+    assert response.headers["X-Frame-Options"] == "DENY"

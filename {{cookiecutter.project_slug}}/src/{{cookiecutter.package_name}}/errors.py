@@ -9,6 +9,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException
 
 from {{ cookiecutter.package_name }}.logs import request_id_var
+from {{ cookiecutter.package_name }}.middleware import REQUEST_ID_HEADER, SECURITY_HEADERS
 from {{ cookiecutter.package_name }}.prsm.errors import PRSMError
 
 logger = logging.getLogger(__name__)
@@ -47,14 +48,14 @@ async def _http_error(request: Request, exc: Exception) -> JSONResponse:
 
 
 async def _unexpected_error(request: Request, exc: Exception) -> JSONResponse:
-    # Starlette runs this outermost, after the request context is gone: restore it.
+    # Starlette runs this outermost, after the request context and its headers are gone:
+    # restore them.
     request_id = getattr(request.state, "request_id", "-")
     token = request_id_var.set(request_id)
     try:
         logger.exception("unhandled error")
-        return error_response(
-            500, "Internal server error", "internal_error", {"X-Request-ID": request_id}
-        )
+        headers = {**SECURITY_HEADERS, REQUEST_ID_HEADER: request_id}
+        return error_response(500, "Internal server error", "internal_error", headers)
     finally:
         request_id_var.reset(token)
 
