@@ -33,6 +33,7 @@ MANIFEST: dict[str, tuple[str, ...]] = {
         "src/{package}/cache",
         "tests/cache",
         "src/{package}/redis_client.py",
+        "tests/redis_server.py",
         "scripts/bench_cache.py",
     ),
     "use_background_jobs": (
@@ -40,6 +41,7 @@ MANIFEST: dict[str, tuple[str, ...]] = {
         "src/{package}/worker.py",
         "tests/jobs",
         "src/{package}/redis_client.py",
+        "tests/redis_server.py",
         "scripts/bench_jobs.py",
     ),
     "use_prometheus": (

@@ -5,6 +5,8 @@ from contextlib import asynccontextmanager
 
 from pydantic import BaseModel, Field
 from redis.asyncio import Redis
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
 
 
@@ -24,6 +26,9 @@ async def open_redis(settings: RedisSettings) -> AsyncIterator[Redis]:
         socket_timeout=settings.redis_socket_timeout_seconds,
         socket_connect_timeout=settings.redis_socket_timeout_seconds,
         health_check_interval=30,
+        # A pooled connection that Redis closed (it restarted, or failed over) fails the next
+        # command sent on it: that command is sent once more, on a new connection.
+        retry=Retry(NoBackoff(), retries=1),
     )
     try:
         yield client

@@ -1,4 +1,3 @@
-import shutil
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -6,8 +5,7 @@ import pytest
 from redis.asyncio import Redis
 
 from {{ cookiecutter.package_name }}.config import Settings
-from tests.cache.helpers import RedisServer
-from tests.helpers import free_port
+from tests.redis_server import RedisServer, private_redis_server
 
 
 @pytest.fixture
@@ -26,11 +24,7 @@ async def redis(settings: Settings) -> AsyncIterator[Redis]:
 
 @pytest.fixture
 async def redis_server(tmp_path: Path) -> AsyncIterator[RedisServer]:
-    """Never the shared Redis: outage tests stop and restart a server only they use."""
-    binary = shutil.which("redis-server")
-    if binary is None:
-        pytest.fail("the cache outage tests run their own redis-server: put it on PATH")
-    server = RedisServer(binary, free_port(), tmp_path)
-    await server.start()
-    yield server
-    await server.stop()
+    """Never the shared Redis: outage tests stop and restart a server only they use. It
+    comes back empty, which a cache may."""
+    async with private_redis_server(tmp_path) as server:
+        yield server

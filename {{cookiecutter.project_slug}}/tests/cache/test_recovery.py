@@ -7,8 +7,8 @@ from redis.asyncio import Redis
 from {{ cookiecutter.package_name }}.config import Settings
 from {{ cookiecutter.package_name }}.prsm.engine import EmbeddedEngine
 from {{ cookiecutter.package_name }}.services import Services
-from tests.cache.helpers import RedisServer
 from tests.helpers import query_body
+from tests.redis_server import RedisServer
 
 TIMEOUT_MS = 250
 

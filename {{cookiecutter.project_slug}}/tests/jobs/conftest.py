@@ -1,4 +1,5 @@
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import pytest
 from redis.asyncio import Redis
@@ -7,6 +8,7 @@ from {{ cookiecutter.package_name }}.config import Settings
 from {{ cookiecutter.package_name }}.prsm.engine import EmbeddedEngine
 from {{ cookiecutter.package_name }}.services import Services
 from tests.jobs.helpers import running_worker
+from tests.redis_server import RedisServer, private_redis_server
 
 
 @pytest.fixture
@@ -41,3 +43,11 @@ async def redis(settings: Settings) -> AsyncIterator[Redis]:
     client = Redis.from_url(settings.redis_url)
     yield client
     await client.aclose()
+
+
+@pytest.fixture
+async def redis_server(tmp_path: Path) -> AsyncIterator[RedisServer]:
+    """Never the shared Redis: outage tests stop and restart a server only they use. Like a
+    production Redis holding jobs, it comes back with the jobs it had accepted."""
+    async with private_redis_server(tmp_path, persistent=True) as server:
+        yield server

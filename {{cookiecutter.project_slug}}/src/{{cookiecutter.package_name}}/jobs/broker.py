@@ -8,6 +8,8 @@ from contextlib import suppress
 from typing import Any
 
 from redis.asyncio import Redis
+from redis.asyncio.retry import Retry
+from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
 from taskiq import AckableMessage
 from taskiq_redis import RedisStreamBroker
@@ -62,6 +64,9 @@ class JobBroker(RedisStreamBroker):
             socket_connect_timeout=socket_timeout_seconds,
             # A blocking read holds its connection for the whole block time.
             socket_timeout=socket_timeout_seconds + block_seconds,
+            # A pooled connection that Redis closed (it restarted, or failed over) fails the
+            # next command sent on it: that command is sent once more, on a new connection.
+            retry=Retry(NoBackoff(), retries=1),
         )
         self._idle_seconds = idle_seconds
 

@@ -7,14 +7,16 @@ submission. The stream carries only its id; the prompt stays in the record.
 import asyncio
 import hashlib
 import logging
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager, suppress
 from datetime import UTC, datetime
-from typing import Any, Literal, Self
+from typing import Any, Literal, Self, TypeVar
 from uuid import UUID, uuid4
 
 from pydantic import BaseModel, Json
 from redis.asyncio import Redis
+from redis.asyncio.retry import Retry
+from redis.backoff import EqualJitterBackoff
 from redis.exceptions import RedisError
 from taskiq.exceptions import SendTaskError
 from taskiq.kicker import AsyncKicker
@@ -32,6 +34,16 @@ from {{ cookiecutter.package_name }}.prsm.errors import (
 from {{ cookiecutter.package_name }}.prsm.schemas import QueryResponse
 
 logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+# A worker running a job rides out a Redis restart or failover: its reads and writes of the
+# job's record are tried again after a lost connection, backing off to about one try a second,
+# for about half a minute. Otherwise a job whose answer came while Redis was away would run
+# again when redelivered, and one whose first read met a connection Redis had closed would
+# fail, and taskiq acknowledges a task that failed: the job would never run. The web process
+# does not wait: it answers 503 at once.
+_WORKER_RETRY = Retry(EqualJitterBackoff(cap=1.0, base=0.05), retries=40)
 
 # KEYS: the job's record, then its idempotency key if any. ARGV: job id, ttl, field, value...
 # Returns the id of the job the caller gets: the new one, or the one the key already names.
@@ -194,19 +206,22 @@ class JobQueue:
     async def get(self, job_id: UUID, *, owner: str | None = None) -> JobRecord | None:
         """The job, or None when it is unknown, expired or (given an owner) someone else's."""
         try:
-            raw = await self._redis.hgetall(self.record_key(job_id))
+            job = await self._read(job_id)
         except (RedisError, OSError) as exc:
             raise JobsUnavailableError from exc
-        if not raw:
-            return None
-        job = JobRecord.model_validate({_text(key): _text(value) for key, value in raw.items()})
-        if owner is not None and job.owner != owner:
+        if job is None or (owner is not None and job.owner != owner):
             return None
         return job
 
+    async def _read(self, job_id: UUID) -> JobRecord | None:
+        raw = await self._redis.hgetall(self.record_key(job_id))
+        if not raw:
+            return None
+        return JobRecord.model_validate({_text(key): _text(value) for key, value in raw.items()})
+
     async def run(self, job_id: UUID, answerer: Answerer) -> None:
         """Runs a delivered job to its end: completed, or failed with the reason recorded."""
-        job = await self.get(job_id)
+        job = await self._retried(lambda: self._read(job_id))
         if job is None:
             logger.warning("job expired before it ran", extra={"job_id": str(job_id)})
             return
@@ -220,7 +235,9 @@ class JobQueue:
         key = self.record_key(job.job_id)
         query = job.query.to_query()
         while True:
-            attempt = int(await self._begin_attempt(keys=[key], args=[_now()]))
+            attempt = int(
+                await self._retried(lambda: self._begin_attempt(keys=[key], args=[_now()]))
+            )
             if attempt == 0:
                 return
             if attempt > self._max_attempts:
@@ -257,18 +274,28 @@ class JobQueue:
                     "completed_at": _now(),
                     "result": response.model_dump_json(),
                 }
-                if await self._finish(keys=[key], args=_hash_fields(completion)):
+                if await self._record_outcome(job, completion):
                     self.on_event("completed")
                     logger.info("job completed", extra={"job_id": str(job.job_id)})
                 return
 
     async def _fail(self, job: JobRecord, error: JobError) -> None:
         failure = {"status": "failed", "completed_at": _now(), "error": error.model_dump_json()}
-        if await self._finish(keys=[self.record_key(job.job_id)], args=_hash_fields(failure)):
+        if await self._record_outcome(job, failure):
             self.on_event("failed")
             logger.info(
                 "job failed", extra={"job_id": str(job.job_id), "error_type": error.error_type}
             )
+
+    async def _record_outcome(self, job: JobRecord, outcome: dict[str, str]) -> bool:
+        """Records how the job ended, unless it has ended already; True when this recorded it."""
+        fields = _hash_fields(outcome)
+        key = self.record_key(job.job_id)
+        return bool(await self._retried(lambda: self._finish(keys=[key], args=fields)))
+
+    async def _retried(self, command: Callable[[], Awaitable[T]]) -> T:
+        """Runs a worker's command on a job's record through a Redis restart or failover."""
+        return await _WORKER_RETRY.call_with_retry(command, _try_again)
 
     def _backoff_seconds(self, attempt: int, exc: PRSMError) -> float:
         delay: float = self._backoff_base_seconds * 2.0 ** (attempt - 1)
@@ -276,6 +303,10 @@ class JobQueue:
             # PRSM said when to come back; sooner would only be refused again.
             return max(delay, exc.retry_after)
         return delay
+
+
+async def _try_again(error: Exception) -> None:
+    logger.info("job store unreachable, trying again", extra={"error": str(error)})
 
 
 def _now() -> str:
