@@ -1,4 +1,5 @@
 import asyncio
+import uuid
 from collections.abc import AsyncGenerator, AsyncIterator
 from decimal import Decimal
 
@@ -36,6 +37,18 @@ async def test_a_query_costs_exactly_what_prsm_charged(ai_client: httpx.AsyncCli
     cost = _ftns(response.json()["cost"])
     assert cost > 0
     assert await quota_left(ai_client) == TEST_QUOTA - cost
+
+
+async def test_a_query_repeated_in_its_session_is_charged_once(
+    ai_client: httpx.AsyncClient,
+) -> None:
+    body = query_body("What is 2+5?", session_id=str(uuid.uuid4()))
+
+    first = await ai_client.post("/ai/query", json=body)
+    again = await ai_client.post("/ai/query", json=body)
+
+    assert first.json()["answer"] == again.json()["answer"] == "7"
+    assert await quota_left(ai_client) == TEST_QUOTA - _ftns(first.json()["cost"])
 
 
 async def test_a_stream_costs_what_its_end_event_says(ai_client: httpx.AsyncClient) -> None:

@@ -50,6 +50,8 @@ async def test_same_session_and_prompt_is_charged_once(
 
     assert first["query_id"] == second["query_id"]
     assert first["session_id"] == body["session_id"]
+    assert first["cost"] > 0
+    assert second["cost"] == 0
     assert engine.queries_answered == 1
 
 

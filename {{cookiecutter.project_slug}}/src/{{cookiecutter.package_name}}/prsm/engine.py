@@ -112,7 +112,9 @@ class EmbeddedEngine:
         started = time.perf_counter()
         key = (user_input.user_id, str(user_input.session_id), user_input.prompt)
         if user_input.session_id is not None and key in self._charged:
-            return self._charged[key]
+            # The same answer again, and charged once: this request cost nothing, and says so,
+            # or whoever keeps accounts from `ftns_charged` would count the charge twice.
+            return self._charged[key].model_copy(update={"ftns_charged": 0.0})
         answer, confidence = _respond(user_input.prompt)
         tokens = len(_TOKEN.findall(user_input.prompt)) + len(_TOKEN.findall(answer))
         cost = tokens * PRICE_PER_TOKEN
