@@ -1,4 +1,5 @@
-"""Fixtures for baking the template, the matrix options, and the timing table."""
+"""Fixtures for baking the template, the matrix and fuzz options, the timing table and the
+fuzz case table."""
 
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ from urllib.parse import urlsplit, urlunsplit
 import pytest
 from cookiecutter.main import cookiecutter
 
-from baking import TEMPLATE_ROOT, BakedProject, Template, Timings, combinations
+from baking import TEMPLATE_ROOT, BakedProject, Combination, Template, Timings, combinations
 
 # `--shard=I/N`, which CI uses to split the full matrix, is a plugin of its own: sharding.py.
 pytest_plugins = ["sharding"]
@@ -51,6 +52,13 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         "(env TEMPLATE_MATRIX sets the default)",
     )
     group.addoption(
+        "--fuzz",
+        choices=["ci", "all"],
+        default=os.environ.get("TEMPLATE_FUZZ", "ci"),
+        help="combinations test_fuzz.py fuzzes; ci (default): all off, all on, and each "
+        "feature alone; all: every on/off mix (env TEMPLATE_FUZZ sets the default)",
+    )
+    group.addoption(
         "--timings-json",
         default=None,
         help="where to write the per-combination timings as JSON "
@@ -72,11 +80,31 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     if "combination" in metafunc.fixturenames:
         picked = combinations(template, metafunc.config.option.matrix)
         metafunc.parametrize("combination", picked, ids=[c.id for c in picked])
+    if "fuzz_combination" in metafunc.fixturenames:
+        picked = fuzz_combinations(template, metafunc.config.option.fuzz)
+        metafunc.parametrize("fuzz_combination", picked, ids=[fuzz_id(c) for c in picked])
     if "python_version" in metafunc.fixturenames:
         metafunc.parametrize("python_version", template.python_versions)
     if "manifest_path" in metafunc.fixturenames:
         manifest = template.hook("post_gen_project").MANIFEST
         metafunc.parametrize("manifest_path", sorted({p for ps in manifest.values() for p in ps}))
+
+
+def fuzz_combinations(template: Template, mode: str) -> list[Combination]:
+    """`ci`: everything on, each feature alone, everything off. `all`: every on/off mix.
+    Both on the default Python, most features first, as the full matrix orders them."""
+    mixes = [c for c in combinations(template, "full") if c.python_version == c.default_python]
+    if mode == "all":
+        return mixes
+    if mode == "ci":
+        everything = len(template.toggles)
+        return [c for c in mixes if sum(on for _, on in c.toggles) in {0, 1, everything}]
+    raise ValueError(f"unknown fuzz mode {mode!r}")
+
+
+def fuzz_id(combination: Combination) -> str:
+    """The matrix's id (`none`, `auth`, `auth+cache`...), but `all` for everything on."""
+    return "all" if all(on for _, on in combination.toggles) else combination.id
 
 
 @pytest.fixture(scope="session")
@@ -185,7 +213,12 @@ def timings(request: pytest.FixtureRequest) -> Timings:
     return recorded
 
 
-# --- the timing table, assembled where the reports arrive (the xdist controller) -----------
+# --- the timing and fuzz tables, assembled where the reports arrive (the xdist controller) -
+
+
+def timings_json_path(config: pytest.Config) -> Path:
+    option = config.option.timings_json
+    return Path(option) if option else config.rootpath / ".results" / "matrix-timings.json"
 
 
 class MatrixTimings:
@@ -237,8 +270,7 @@ class MatrixTimings:
         self.write_json(wall, terminalreporter)
 
     def write_json(self, wall: float, terminalreporter: Any) -> None:
-        option = self.config.option.timings_json
-        path = Path(option) if option else self.config.rootpath / ".results" / "matrix-timings.json"
+        path = timings_json_path(self.config)
         path.parent.mkdir(parents=True, exist_ok=True)
         report = {
             "matrix": self.config.option.matrix,
@@ -250,5 +282,60 @@ class MatrixTimings:
         terminalreporter.write_line(f"timings written to {path}")
 
 
+class FuzzCases:
+    """Collects the cases schemathesis generated for each fuzzed combination from the test
+    reports (test_fuzz.py records them), and prints them with the total at the end."""
+
+    def __init__(self, config: pytest.Config) -> None:
+        self.config = config
+        self.rows: list[dict[str, Any]] = []
+
+    @pytest.hookimpl
+    def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
+        properties = dict(report.user_properties)
+        if report.when != "call" or "fuzz_combination" not in properties:
+            return
+        self.rows.append(
+            {
+                "combination": properties["fuzz_combination"],
+                "cases": properties.get("fuzz_cases"),
+                "fuzz": properties.get("fuzz_seconds"),
+                "total": round(report.duration, 2),
+                "outcome": report.outcome,
+            }
+        )
+
+    @pytest.hookimpl
+    def pytest_terminal_summary(self, terminalreporter: Any) -> None:
+        if not self.rows or hasattr(self.config, "workerinput"):
+            return
+        width = max(len("combination"), *(len(row["combination"]) for row in self.rows))
+        write = terminalreporter.write_line
+        terminalreporter.section("fuzz cases per combination")
+        write(f"{'combination':<{width}}  cases  fuzz s  total s  outcome")
+        for row in self.rows:
+            cases = f"{row['cases']:>5}" if row["cases"] is not None else f"{'-':>5}"
+            fuzz = f"{row['fuzz']:>6.1f}" if row["fuzz"] is not None else f"{'-':>6}"
+            write(
+                f"{row['combination']:<{width}}  {cases}  {fuzz}  {row['total']:>7.1f}  "
+                f"{row['outcome']}"
+            )
+        cases = sum(row["cases"] or 0 for row in self.rows)
+        busy = sum(row["total"] for row in self.rows)
+        write(f"{len(self.rows)} combinations, {cases} cases, {busy:.1f} s of work")
+        # Next to the matrix timings, in whichever directory --timings-json names.
+        path = timings_json_path(self.config).with_name("fuzz-cases.json")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        report = {
+            "fuzz": self.config.option.fuzz,
+            "workers": getattr(self.config.option, "numprocesses", None) or 1,
+            "cases": cases,
+            "combinations": self.rows,
+        }
+        path.write_text(json.dumps(report, indent=2) + "\n")
+        write(f"fuzz cases written to {path}")
+
+
 def pytest_configure(config: pytest.Config) -> None:
     config.pluginmanager.register(MatrixTimings(config), "template-matrix-timings")
+    config.pluginmanager.register(FuzzCases(config), "template-fuzz-cases")

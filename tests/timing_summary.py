@@ -4,8 +4,10 @@ table, for a CI job summary:
     python3 tests/timing_summary.py .results/*.json >> "$GITHUB_STEP_SUMMARY"
 
 Slowest combination first. Columns are the steps the reports carry, in their order, so a step
-added to the matrix test shows up here without a change. Standard library only: CI runs it
-with the runner's own python3, so the table appears even when the test environment failed.
+added to the matrix test shows up here without a change. A fuzz report (`fuzz-cases.json`,
+written next to the timings) among the files adds a second table: the cases schemathesis
+generated per combination, and their total. Standard library only: CI runs it with the
+runner's own python3, so the table appears even when the test environment failed.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 TITLE = "Template matrix timings (seconds)"
+FUZZ_TITLE = "Fuzz cases per combination"
 
 
 def merge(reports: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
@@ -66,13 +69,52 @@ def markdown(report: Mapping[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def fuzz_markdown(reports: Sequence[Mapping[str, Any]]) -> str:
+    """The fuzz reports' combinations, most cases first, with the cases and seconds summed."""
+    rows = sorted(
+        (row for r in reports for row in r.get("combinations", [])),
+        key=lambda row: -(row.get("cases") or 0),
+    )
+    if not rows:
+        return f"### {FUZZ_TITLE}\n\nNo combination was fuzzed.\n"
+    modes = "+".join(sorted({str(r.get("fuzz", "?")) for r in reports}))
+    failed = sum(row.get("outcome") != "passed" for row in rows)
+    cases = sum(row.get("cases") or 0 for row in rows)
+    work = sum(row.get("total") or 0 for row in rows)
+    lines = [
+        f"### {FUZZ_TITLE}",
+        "",
+        f"{modes} fuzz set: {len(rows)} combinations, {failed} not passed; {cases} cases, "
+        f"{work:.1f} s of work",
+        "",
+        "| combination | cases | fuzz s | total s | outcome |",
+        "| --- | ---: | ---: | ---: | --- |",
+    ]
+    for row in rows:
+        outcome = str(row.get("outcome"))
+        cells = [
+            f"`{row.get('combination')}`",
+            str(row["cases"]) if row.get("cases") is not None else "-",
+            _seconds(row.get("fuzz")),
+            _seconds(row.get("total")),
+            outcome if outcome == "passed" else f"**{outcome}**",
+        ]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
 def main(arguments: Sequence[str]) -> int:
     paths = [Path(argument) for argument in arguments]
     present = [path for path in paths if path.is_file()]
     for missing in sorted(set(paths) - set(present)):
         print(f"warning: no timing report at {missing}", file=sys.stderr)
     reports = [json.loads(path.read_text(encoding="utf-8")) for path in present]
-    sys.stdout.write(markdown(merge(reports)))
+    fuzz = [report for report in reports if "fuzz" in report]
+    matrix = [report for report in reports if "fuzz" not in report]
+    if matrix or not fuzz:
+        sys.stdout.write(markdown(merge(matrix)))
+    if fuzz:
+        sys.stdout.write(("\n" if matrix else "") + fuzz_markdown(fuzz))
     return 0
 
 
