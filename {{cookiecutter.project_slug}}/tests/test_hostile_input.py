@@ -56,7 +56,7 @@ async def test_malformed_bodies_are_refused(ai_client: httpx.AsyncClient, raw: b
 
 @pytest.mark.parametrize(
     "allocation",
-    [-1, -(2**63), 10**6, 2**63, 10**30, 1.5, "fifty", None, [], {}],
+    [-1, -(2**63), 10**6, 2**63, 10**30, 1.5, 50.0, "50", "fifty", True, None, [], {}],
     ids=repr,
 )
 async def test_out_of_range_allocations_are_a_422(

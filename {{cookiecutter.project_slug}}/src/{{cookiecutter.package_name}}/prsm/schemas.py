@@ -22,6 +22,8 @@ class QueryRequest(BaseModel):
         default=50,
         ge=0,
         le=MAX_CONTEXT_ALLOCATION,
+        # A budget is a JSON integer: not `true`, not "50", not 50.0.
+        strict=True,
         description="The most FTNS this query may cost.",
     )
     session_id: UUID | None = Field(
