@@ -15,7 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 {% endif %}
 
 {% if cookiecutter.use_auth %}
-from {{ cookiecutter.package_name }}.auth.database import database_answers, open_database
+from {{ cookiecutter.package_name }}.auth.database import open_database, open_database_probe
 from {{ cookiecutter.package_name }}.auth.quota import QuotaAnswerer
 {% endif %}
 {% if cookiecutter.use_redis_cache %}
@@ -96,7 +96,8 @@ async def open_services(settings: Settings) -> AsyncIterator[Services]:
 {% if cookiecutter.use_auth %}
         sessions = await stack.enter_async_context(open_database(settings))
         answerer = QuotaAnswerer(answerer, sessions)
-        checks.append(ReadinessCheck("database", lambda: database_answers(sessions)))
+        database_probe = await stack.enter_async_context(open_database_probe(settings))
+        checks.append(ReadinessCheck("database", database_probe))
 {% endif %}
 {% if cookiecutter.use_background_jobs %}
         jobs = await stack.enter_async_context(JobQueue.open(settings, redis))

@@ -1,8 +1,9 @@
 """The user database: one async engine per process, SQLite by default, PostgreSQL in production."""
 
+import asyncio
 import logging
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager, suppress
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -15,6 +16,7 @@ from sqlalchemy.ext.asyncio import (
     async_sessionmaker,
     create_async_engine,
 )
+from sqlalchemy.pool import AsyncAdaptedQueuePool
 
 from {{ cookiecutter.package_name }}.auth.config import AuthSettings
 from {{ cookiecutter.package_name }}.auth.models import User
@@ -26,8 +28,18 @@ DATABASE_RETRY_AFTER_SECONDS = 5
 logger = logging.getLogger(__name__)
 
 
-def create_engine(url: str) -> AsyncEngine:
-    engine = create_async_engine(url, pool_pre_ping=True)
+def create_engine(url: str, *, pool_size: int | None = None) -> AsyncEngine:
+    """The engine of `url`; with `pool_size`, a pool of exactly that many connections."""
+    if pool_size is None:
+        engine = create_async_engine(url, pool_pre_ping=True)
+    else:
+        engine = create_async_engine(
+            url,
+            pool_pre_ping=True,
+            poolclass=AsyncAdaptedQueuePool,
+            pool_size=pool_size,
+            max_overflow=0,
+        )
     if engine.dialect.name == "sqlite":
         event.listen(engine.sync_engine, "connect", _tune_sqlite)
     return engine
@@ -56,6 +68,39 @@ async def open_database(settings: AuthSettings) -> AsyncIterator[async_sessionma
             )
         yield sessions
     finally:
+        await engine.dispose()
+
+
+@asynccontextmanager
+async def open_database_probe(
+    settings: AuthSettings,
+) -> AsyncIterator[Callable[[], Awaitable[bool]]]:
+    """The readiness check of the user database, on a connection of its own.
+
+    Not through the request pool: when the service is busy every pooled connection is in use,
+    and a probe waiting behind the requests would time out and report a database that answers
+    as down, taking the service out of its load balancer just when it has work. Probes that
+    arrive while one is asking share its answer: however often readiness is asked, one query
+    on one connection at most is busy with it.
+    """
+    engine = create_engine(settings.database_url, pool_size=1)
+    sessions = async_sessionmaker(engine, expire_on_commit=False)
+    asking: asyncio.Task[bool] | None = None
+
+    async def probe() -> bool:
+        nonlocal asking
+        if asking is None or asking.done():
+            asking = asyncio.create_task(database_answers(sessions))
+        # Shielded: a caller that gives up does not cancel the answer the others wait for.
+        return await asyncio.shield(asking)
+
+    try:
+        yield probe
+    finally:
+        if asking is not None and not asking.done():
+            asking.cancel()
+            with suppress(asyncio.CancelledError):
+                await asking
         await engine.dispose()
 
 
