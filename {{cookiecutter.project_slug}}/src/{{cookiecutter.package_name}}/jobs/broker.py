@@ -76,7 +76,7 @@ class JobBroker(RedisStreamBroker):
         try:
             async with Redis(connection_pool=self.connection_pool) as redis:
                 next_takeover = 0.0
-                while True:
+                while not _stopping():
                     try:
                         entries: list[Entry] = []
                         if time.monotonic() >= next_takeover:
@@ -102,6 +102,7 @@ class JobBroker(RedisStreamBroker):
                         yield AckableMessage(
                             data=fields.get(b"data", b""), ack=self._acker(message_id, running)
                         )
+            raise asyncio.CancelledError
         finally:
             keeper.cancel()
 
@@ -163,6 +164,16 @@ class JobBroker(RedisStreamBroker):
                 await pipeline.execute()
 
         return ack
+
+
+def _stopping() -> bool:
+    """Whether this task has been told to stop.
+
+    A cancel that lands just as a Redis read times out can come back from redis-py as the
+    timeout (which the read loop survives, or the client retries) instead of CancelledError;
+    the worker would then never stop listening."""
+    task = asyncio.current_task()
+    return task is not None and task.cancelling() > 0
 
 
 def create_broker(settings: Settings) -> JobBroker:
