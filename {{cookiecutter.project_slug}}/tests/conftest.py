@@ -78,6 +78,14 @@ async def _clean_redis_keys(redis_key_prefix: str) -> AsyncIterator[None]:
             await client.delete(*keys)
     finally:
         await client.aclose()
+
+
+@pytest.fixture
+async def redis(settings: Settings) -> AsyncIterator[Redis]:
+    """A client of the Redis the app under test uses, to look at what it wrote."""
+    client = Redis.from_url(settings.redis_url)
+    yield client
+    await client.aclose()
 {% endif %}
 {% if cookiecutter.use_auth %}
 

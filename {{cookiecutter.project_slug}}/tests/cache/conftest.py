@@ -2,7 +2,6 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
-from redis.asyncio import Redis
 
 from {{ cookiecutter.package_name }}.config import Settings
 from tests.redis_server import RedisServer, private_redis_server
@@ -12,14 +11,6 @@ from tests.redis_server import RedisServer, private_redis_server
 def settings(settings: Settings) -> Settings:
     # A generous lookup timeout: on a loaded machine a hit must not turn into a miss.
     return settings.model_copy(update={"cache_timeout_ms": 1000})
-
-
-@pytest.fixture
-async def redis(settings: Settings) -> AsyncIterator[Redis]:
-    """A client of the Redis the app under test uses, to look at what the cache wrote."""
-    client = Redis.from_url(settings.redis_url)
-    yield client
-    await client.aclose()
 
 
 @pytest.fixture

@@ -2,7 +2,6 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
-from redis.asyncio import Redis
 
 from {{ cookiecutter.package_name }}.config import Settings
 from {{ cookiecutter.package_name }}.prsm.engine import EmbeddedEngine
@@ -36,13 +35,6 @@ def worker_engine(worker: Services) -> EmbeddedEngine:
     """The embedded PRSM engine the worker's jobs reach (not the web app's)."""
     assert worker.prsm.engine is not None
     return worker.prsm.engine
-
-
-@pytest.fixture
-async def redis(settings: Settings) -> AsyncIterator[Redis]:
-    client = Redis.from_url(settings.redis_url)
-    yield client
-    await client.aclose()
 
 
 @pytest.fixture
