@@ -19,6 +19,12 @@ class RedisSettings(BaseModel):
     redis_socket_timeout_seconds: float = Field(default=1.0, gt=0)
 
 
+def resend_once() -> Retry:
+    """A pooled connection that Redis closed (it restarted, or failed over) fails the next
+    command sent on it: with this retry, that command is sent once more, on a new connection."""
+    return Retry(NoBackoff(), retries=1)
+
+
 @asynccontextmanager
 async def open_redis(settings: RedisSettings) -> AsyncIterator[Redis]:
     client = Redis.from_url(
@@ -26,9 +32,7 @@ async def open_redis(settings: RedisSettings) -> AsyncIterator[Redis]:
         socket_timeout=settings.redis_socket_timeout_seconds,
         socket_connect_timeout=settings.redis_socket_timeout_seconds,
         health_check_interval=30,
-        # A pooled connection that Redis closed (it restarted, or failed over) fails the next
-        # command sent on it: that command is sent once more, on a new connection.
-        retry=Retry(NoBackoff(), retries=1),
+        retry=resend_once(),
     )
     try:
         yield client

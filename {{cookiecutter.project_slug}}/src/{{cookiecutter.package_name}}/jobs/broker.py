@@ -8,13 +8,12 @@ from contextlib import suppress
 from typing import Any
 
 from redis.asyncio import Redis
-from redis.asyncio.retry import Retry
-from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
 from taskiq import AckableMessage
 from taskiq_redis import RedisStreamBroker
 
 from {{ cookiecutter.package_name }}.config import Settings
+from {{ cookiecutter.package_name }}.redis_client import resend_once
 
 # The one task of the queue; the web process sends it by name, the worker registers it.
 RUN_JOB = "jobs.run"
@@ -64,9 +63,7 @@ class JobBroker(RedisStreamBroker):
             socket_connect_timeout=socket_timeout_seconds,
             # A blocking read holds its connection for the whole block time.
             socket_timeout=socket_timeout_seconds + block_seconds,
-            # A pooled connection that Redis closed (it restarted, or failed over) fails the
-            # next command sent on it: that command is sent once more, on a new connection.
-            retry=Retry(NoBackoff(), retries=1),
+            retry=resend_once(),
         )
         self._idle_seconds = idle_seconds
 
