@@ -79,10 +79,12 @@ from services import (
     Service,
     build,
     check_redis,
+    cpu_seconds,
     free_port,
     http,
     login,
     prepare_auth,
+    rss_mib,
     running,
     start,
     user_name,
@@ -389,18 +391,6 @@ class Client:
 
 
 # --- the processes --------------------------------------------------------------------------
-
-
-def rss_mib(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    raise RuntimeError(f"no VmRSS for process {pid}")
-
-
-def cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def children(pid: int) -> list[int]:
