@@ -97,6 +97,18 @@ class Template:
         return self.root / PROJECT_DIR_NAME / manifest_path.replace("{package}", PACKAGE_DIR_NAME)
 
 
+def write_cookiecutter_config(directory: Path) -> Path:
+    """A cookiecutter user config of our own: no user defaults, and the replay files and
+    cloned templates kept in `directory`, out of $HOME."""
+    config = directory / "cookiecutter-config.yaml"
+    config.write_text(
+        f"cookiecutters_dir: {json.dumps(str(directory / 'cookiecutters'))}\n"
+        f"replay_dir: {json.dumps(str(directory / 'replay'))}\n",
+        encoding="utf-8",
+    )
+    return config
+
+
 def load_module(path: Path) -> ModuleType:
     spec = importlib.util.spec_from_file_location(f"_template_{path.stem}", path)
     assert spec is not None, path

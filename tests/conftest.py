@@ -17,7 +17,15 @@ from urllib.parse import urlsplit, urlunsplit
 import pytest
 from cookiecutter.main import cookiecutter
 
-from baking import TEMPLATE_ROOT, BakedProject, Combination, Template, Timings, combinations
+from baking import (
+    TEMPLATE_ROOT,
+    BakedProject,
+    Combination,
+    Template,
+    Timings,
+    combinations,
+    write_cookiecutter_config,
+)
 
 # `--shard=I/N`, which CI uses to split the full matrix, is a plugin of its own: sharding.py.
 pytest_plugins = ["sharding"]
@@ -163,12 +171,7 @@ def project_env(workdir: Path) -> dict[str, str]:
 @pytest.fixture(scope="session")
 def cookiecutter_config(workdir: Path) -> Path:
     """A cookiecutter config of our own: no user defaults, replays kept out of $HOME."""
-    config = workdir / "cookiecutter-config.yaml"
-    config.write_text(
-        f"cookiecutters_dir: {json.dumps(str(workdir / 'cookiecutters'))}\n"
-        f"replay_dir: {json.dumps(str(workdir / 'replay'))}\n"
-    )
-    return config
+    return write_cookiecutter_config(workdir)
 
 
 @pytest.fixture

@@ -33,7 +33,14 @@ from typing import Any
 
 from cookiecutter.main import cookiecutter
 
-from baking import TEMPLATE_ROOT, Combination, Template, combinations, find_uv
+from baking import (
+    TEMPLATE_ROOT,
+    Combination,
+    Template,
+    combinations,
+    find_uv,
+    write_cookiecutter_config,
+)
 
 PYPI_PROJECT_JSON = "https://pypi.org/pypi/{name}/json"
 LOCK_WORKERS = 4
@@ -239,11 +246,7 @@ def main() -> int:
     started = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="dependency-audit-") as temporary:
         workdir = Path(temporary)
-        config = workdir / "cookiecutter-config.yaml"
-        config.write_text(
-            f"cookiecutters_dir: {json.dumps(str(workdir / 'cookiecutters'))}\n"
-            f"replay_dir: {json.dumps(str(workdir / 'replay'))}\n"
-        )
+        config = write_cookiecutter_config(workdir)
         matrix = combinations(template, "full")
         projects = {c.id: render(template, c, workdir / "render", config) for c in matrix}
         print(f"rendered {len(projects)} combinations; locking each with uv", flush=True)

@@ -22,6 +22,7 @@ from baking import (
     Template,
     feature_problems,
     short_name,
+    write_cookiecutter_config,
 )
 from lifecycle import (
     GitRepo,
@@ -73,12 +74,7 @@ IGNORED_BY_B = "/template-update-check/\n"
 def tool_env(project_env: dict[str, str], tmp_path: Path) -> dict[str, str]:
     """The rendered projects' environment, with cookiecutter's user config (replay files,
     cloned templates, default answers) kept inside this test's directory."""
-    config = tmp_path / "cookiecutter-config.yaml"
-    config.write_text(
-        f"cookiecutters_dir: {json.dumps(str(tmp_path / 'cookiecutters'))}\n"
-        f"replay_dir: {json.dumps(str(tmp_path / 'replay'))}\n",
-        encoding="utf-8",
-    )
+    config = write_cookiecutter_config(tmp_path)
     return {**project_env, "COOKIECUTTER_CONFIG": str(config)}
 
 
