@@ -46,7 +46,6 @@ AREAS: tuple[tuple[str, str], ...] = (
     ("asyncpg/", "sqlalchemy"),
     ("jwt/", "jwt"),
     ("prometheus_client/", "prometheus"),
-    ("prometheus_fastapi_instrumentator/", "prometheus"),
 )
 
 

@@ -34,10 +34,10 @@ PACKAGE_DIR_NAME = "{{cookiecutter.package_name}}"
 # Third-party distributions each feature brings. One listed under several features may stay
 # while any of them is on; once all are off it must be gone from the project's dependencies.
 FEATURE_DEPENDENCIES: dict[str, tuple[str, ...]] = {
-    "use_auth": ("alembic", "pwdlib", "pyjwt", "sqlalchemy"),
+    "use_auth": ("alembic", "cachetools", "pwdlib", "pyjwt", "sqlalchemy"),
     "use_redis_cache": ("redis",),
     "use_background_jobs": ("redis", "taskiq", "taskiq-redis"),
-    "use_prometheus": ("prometheus-client", "prometheus-fastapi-instrumentator"),
+    "use_prometheus": ("prometheus-client",),
 }
 
 # Words that name a feature's compose service or image; none may remain when it is off.

@@ -129,8 +129,8 @@ def services(app: FastAPI) -> Services:
 
 @pytest.fixture
 def engine(services: Services) -> EmbeddedEngine:
-    assert services.prsm.engine is not None
-    return services.prsm.engine
+    assert services.engine is not None
+    return services.engine
 
 
 {% if cookiecutter.use_auth %}

@@ -1,4 +1,8 @@
-"""Every router of the service, in one list."""
+"""Every router of the service, in the order `create_app` includes them.
+
+Each is included in the app itself, not nested in another router: FastAPI matches a request
+against every level of routers on its way to the route.
+"""
 
 from fastapi import APIRouter
 
@@ -11,12 +15,13 @@ from {{ cookiecutter.package_name }}.jobs.router import router as jobs_router
 {% endif %}
 from {{ cookiecutter.package_name }}.prsm.router import router as prsm_router
 
-api_router = APIRouter()
-api_router.include_router(health_router)
-api_router.include_router(prsm_router)
+ROUTERS: list[APIRouter] = [
+    health_router,
+    prsm_router,
 {% if cookiecutter.use_auth %}
-api_router.include_router(auth_router)
+    auth_router,
 {% endif %}
 {% if cookiecutter.use_background_jobs %}
-api_router.include_router(jobs_router)
+    jobs_router,
 {% endif %}
+]

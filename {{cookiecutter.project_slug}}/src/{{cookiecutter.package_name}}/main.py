@@ -6,7 +6,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
-from {{ cookiecutter.package_name }}.api import api_router
+from {{ cookiecutter.package_name }}.api import ROUTERS
 {% if cookiecutter.use_auth %}
 from {{ cookiecutter.package_name }}.auth.database import install_database_error_handlers
 {% endif %}
@@ -50,19 +50,22 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         max_body_bytes=settings.max_request_body_bytes,
         max_header_bytes=settings.max_request_header_bytes,
     )
-    app.add_middleware(
-        CORSMiddleware,
-        allow_origins=settings.cors_allow_origins,
-        allow_methods=["GET", "POST"],
-        allow_headers=["Authorization", "Content-Type", "X-Request-ID"],
-        expose_headers=["X-Request-ID", "Retry-After"],
-    )
+    if settings.cors_allow_origins:
+        # Without an origin to allow, browsers are refused by their own same-origin policy.
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.cors_allow_origins,
+            allow_methods=["GET", "POST"],
+            allow_headers=["Authorization", "Content-Type", "X-Request-ID"],
+            expose_headers=["X-Request-ID", "Retry-After"],
+        )
     app.add_middleware(RequestContextMiddleware)
     install_error_handlers(app)
 {% if cookiecutter.use_auth %}
     install_database_error_handlers(app)
 {% endif %}
-    app.include_router(api_router)
+    for router in ROUTERS:
+        app.include_router(router)
 {% if cookiecutter.use_prometheus %}
     instrument(app, settings)
 {% endif %}

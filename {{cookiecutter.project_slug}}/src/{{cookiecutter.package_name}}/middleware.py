@@ -6,10 +6,9 @@ body with its request id.
 
 import logging
 import re
+import secrets
 import time
-import uuid
 
-from starlette.datastructures import Headers, MutableHeaders
 from starlette.exceptions import HTTPException
 from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -26,6 +25,12 @@ SECURITY_HEADERS = {
     "Referrer-Policy": "no-referrer",
     "Cross-Origin-Opener-Policy": "same-origin",
 }
+# As the ASGI messages carry them, encoded once.
+_RAW_SECURITY_HEADERS = [
+    (name.lower().encode("latin-1"), value.encode("latin-1"))
+    for name, value in SECURITY_HEADERS.items()
+]
+_RAW_REQUEST_ID_HEADER = REQUEST_ID_HEADER.lower().encode("latin-1")
 
 logger = logging.getLogger(__name__)
 
@@ -33,10 +38,13 @@ logger = logging.getLogger(__name__)
 def accepted_request_id(candidate: str | None) -> str:
     if candidate and _VALID_REQUEST_ID.fullmatch(candidate):
         return candidate
-    return uuid.uuid4().hex
+    return secrets.token_hex(16)
 
 
 class RequestContextMiddleware:
+    """Gives every request its id (the caller's, if plain enough), sets the security headers
+    the response did not set itself, and writes the request's one log line."""
+
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
 
@@ -44,35 +52,46 @@ class RequestContextMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        request_id = accepted_request_id(Headers(scope=scope).get(REQUEST_ID_HEADER))
+        started = time.perf_counter()
+        offered = None
+        for name, value in scope["headers"]:
+            if name == _RAW_REQUEST_ID_HEADER:
+                offered = value.decode("latin-1")
+                break
+        request_id = accepted_request_id(offered)
         token = request_id_var.set(request_id)
         # Kept on the request too: the handler of unexpected errors runs outside this middleware.
         scope.setdefault("state", {})["request_id"] = request_id
-        started = time.perf_counter()
         status = 500
 
-        async def send_with_request_id(message: Message) -> None:
+        async def send_with_context(message: Message) -> None:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = message["status"]
-                headers = MutableHeaders(scope=message)
-                headers[REQUEST_ID_HEADER] = request_id
-                for name, value in SECURITY_HEADERS.items():
-                    headers.setdefault(name, value)
+                headers = [
+                    (name, value)
+                    for name, value in message.get("headers", ())
+                    if name != _RAW_REQUEST_ID_HEADER
+                ]
+                present = {name for name, _ in headers}
+                headers.append((_RAW_REQUEST_ID_HEADER, request_id.encode("latin-1")))
+                headers += [header for header in _RAW_SECURITY_HEADERS if header[0] not in present]
+                message["headers"] = headers
             await send(message)
 
         try:
-            await self.app(scope, receive, send_with_request_id)
+            await self.app(scope, receive, send_with_context)
         finally:
-            logger.info(
-                "request",
-                extra={
-                    "method": scope["method"],
-                    "path": scope["path"],
-                    "status": status,
-                    "duration_ms": round((time.perf_counter() - started) * 1000, 2),
-                },
-            )
+            if logger.isEnabledFor(logging.INFO):
+                logger.info(
+                    "request",
+                    extra={
+                        "method": scope["method"],
+                        "path": scope["path"],
+                        "status": status,
+                        "duration_ms": round((time.perf_counter() - started) * 1000, 2),
+                    },
+                )
             request_id_var.reset(token)
 
 
@@ -93,12 +112,16 @@ class RequestSizeLimitMiddleware:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        header_bytes = sum(len(name) + len(value) for name, value in scope["headers"])
+        header_bytes = 0
+        declared = b""
+        for name, value in scope["headers"]:
+            header_bytes += len(name) + len(value)
+            if name == b"content-length":
+                declared = value
         if header_bytes > self.max_header_bytes:
             message = f"Request headers are larger than {self.max_header_bytes} bytes"
             await _refuse(431, "request_headers_too_large", message)(scope, receive, send)
             return
-        declared = Headers(scope=scope).get("content-length", "")
         if declared.isdigit() and int(declared) > self.max_body_bytes:
             await _refuse(413, "request_too_large", self._body_message)(scope, receive, send)
             return

@@ -1,7 +1,8 @@
 """The long-lived clients of one process, opened together and closed together.
 
-The query path is a stack of answerers: the PRSM client at the bottom, and each enabled feature
-wrapping the stage below it. The web app's lifespan and the job worker both open this.
+The query path is a stack of answerers: PRSM at the bottom (the embedded engine, or the HTTP
+client of a node), and each enabled feature wrapping the stage below it, in the one order
+`open_services` shows. The web app's lifespan and the job worker both open this.
 """
 
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -11,12 +12,18 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 {% if cookiecutter.use_auth %}
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 {% endif %}
 
 {% if cookiecutter.use_auth %}
-from {{ cookiecutter.package_name }}.auth.database import open_database, open_database_probe
+from {{ cookiecutter.package_name }}.auth.database import (
+    open_database,
+    open_database_probe,
+    sessions_for,
+)
 from {{ cookiecutter.package_name }}.auth.quota import QuotaAnswerer
+from {{ cookiecutter.package_name }}.auth.security import VerifiedTokens
+from {{ cookiecutter.package_name }}.auth.users import RecentUsers
 {% endif %}
 {% if cookiecutter.use_redis_cache %}
 from {{ cookiecutter.package_name }}.cache.answerer import CachingAnswerer
@@ -35,8 +42,9 @@ from {{ cookiecutter.package_name }}.metrics.jobs import JobMetrics
 {% if cookiecutter.use_prometheus and cookiecutter.use_redis_cache %}
 from {{ cookiecutter.package_name }}.metrics.response_cache import MeteredCache
 {% endif %}
-from {{ cookiecutter.package_name }}.prsm.answerer import Answerer
-from {{ cookiecutter.package_name }}.prsm.client import PRSMClient
+from {{ cookiecutter.package_name }}.prsm.answerer import Answerer, Upstream
+from {{ cookiecutter.package_name }}.prsm.engine import EmbeddedEngine
+from {{ cookiecutter.package_name }}.prsm.upstream import open_upstream
 {% if cookiecutter.use_background_jobs %}
 from {{ cookiecutter.package_name }}.redis_client import open_redis, redis_answers
 {% elif cookiecutter.use_redis_cache %}
@@ -54,11 +62,14 @@ class ReadinessCheck:
 @dataclass(frozen=True, slots=True)
 class Services:
     settings: Settings
-    prsm: PRSMClient
+    prsm: Upstream
     answerer: Answerer
     checks: list[ReadinessCheck]
 {% if cookiecutter.use_auth %}
+    database: AsyncEngine
     sessions: async_sessionmaker[AsyncSession]
+    users: RecentUsers
+    tokens: VerifiedTokens
 {% endif %}
 {% if cookiecutter.use_redis_cache %}
     cache: CachingAnswerer
@@ -70,21 +81,46 @@ class Services:
     metrics: Metrics
 {% endif %}
 
+    @property
+    def engine(self) -> EmbeddedEngine | None:
+        """The embedded engine, when it is what answers (no `PRSM_API_URL`)."""
+        return self.prsm if isinstance(self.prsm, EmbeddedEngine) else None
+
 
 @asynccontextmanager
 async def open_services(settings: Settings) -> AsyncIterator[Services]:
     async with AsyncExitStack() as stack:
-        prsm = await stack.enter_async_context(PRSMClient.open(settings))
-        answerer: Answerer = prsm
+        prsm = await stack.enter_async_context(open_upstream(settings))
         checks = [ReadinessCheck("prsm", prsm.ping)]
 {% if cookiecutter.use_prometheus %}
         metrics = stack.enter_context(Metrics.open())
-        answerer = MeteredAnswerer(answerer, metrics)
 {% endif %}
 {% if cookiecutter.use_redis_cache or cookiecutter.use_background_jobs %}
         redis = await stack.enter_async_context(open_redis(settings))
 {% endif %}
+{% if cookiecutter.use_auth %}
+        database = await stack.enter_async_context(open_database(settings))
+        sessions = sessions_for(database)
+        database_probe = await stack.enter_async_context(open_database_probe(settings))
+        checks.append(ReadinessCheck("database", database_probe))
+        users = RecentUsers(sessions, settings.user_cache_seconds)
+        tokens = VerifiedTokens(settings)
+{% endif %}
+
+        # The query path, from PRSM up to the caller; each stage wraps the one below it.
+        answerer: Answerer = prsm
+{% if cookiecutter.use_prometheus %}
+        # Counts and times every call that reaches PRSM.
+        answerer = MeteredAnswerer(answerer, metrics)
+{% endif %}
+{% if cookiecutter.use_auth %}
+        # Charges what PRSM charged to the caller's quota, never more than it holds.
+        quota = QuotaAnswerer(answerer, database)
+        quota.quota_left = users.quota_left
+        answerer = quota
+{% endif %}
 {% if cookiecutter.use_redis_cache %}
+        # Answers repeated questions from Redis: a hit costs no quota and no PRSM call.
         cache = CachingAnswerer(answerer, redis, settings)
         answerer = cache
         # Without its cache the service still answers, uncached: degraded, not down.
@@ -93,13 +129,8 @@ async def open_services(settings: Settings) -> AsyncIterator[Services]:
 {% if cookiecutter.use_prometheus and cookiecutter.use_redis_cache %}
         answerer = MeteredCache(cache, metrics.registry)
 {% endif %}
-{% if cookiecutter.use_auth %}
-        sessions = await stack.enter_async_context(open_database(settings))
-        answerer = QuotaAnswerer(answerer, sessions)
-        database_probe = await stack.enter_async_context(open_database_probe(settings))
-        checks.append(ReadinessCheck("database", database_probe))
-{% endif %}
 {% if cookiecutter.use_background_jobs %}
+
         jobs = await stack.enter_async_context(JobQueue.open(settings, redis))
         # Queries still work without the broker; only new jobs are refused.
         checks.append(ReadinessCheck("jobs", lambda: redis_answers(redis), critical=False))
@@ -113,7 +144,10 @@ async def open_services(settings: Settings) -> AsyncIterator[Services]:
             answerer=answerer,
             checks=checks,
 {% if cookiecutter.use_auth %}
+            database=database,
             sessions=sessions,
+            users=users,
+            tokens=tokens,
 {% endif %}
 {% if cookiecutter.use_redis_cache %}
             cache=cache,

@@ -159,7 +159,7 @@ class _CachedAnswers:
 async def test_a_cached_answer_costs_nothing(services: Services) -> None:
     await add_user(services, "bob", quota="7.5")
     stage = _CachedAnswers()
-    answerer = QuotaAnswerer(stage, services.sessions)
+    answerer = QuotaAnswerer(stage, services.database)
 
     result = await answerer.query(PRSMQuery(user_id="bob", prompt="2+2", context_allocation=50))
 
@@ -172,7 +172,7 @@ async def test_a_stream_left_after_part_of_the_answer_costs_its_allocation(
     services: Services,
 ) -> None:
     await add_user(services, "bob", quota="10")
-    answerer = QuotaAnswerer(services.prsm, services.sessions)
+    answerer = QuotaAnswerer(services.prsm, services.database)
     events = answerer.stream(PRSMQuery(user_id="bob", prompt=COSTLY_PROMPT, context_allocation=9))
     assert isinstance(events, AsyncGenerator)
 
@@ -184,7 +184,7 @@ async def test_a_stream_left_after_part_of_the_answer_costs_its_allocation(
 
 async def test_a_stream_left_before_any_answer_costs_nothing(services: Services) -> None:
     await add_user(services, "bob", quota="10")
-    answerer = QuotaAnswerer(services.prsm, services.sessions)
+    answerer = QuotaAnswerer(services.prsm, services.database)
     events = answerer.stream(PRSMQuery(user_id="bob", prompt=COSTLY_PROMPT, context_allocation=9))
     assert isinstance(events, AsyncGenerator)
 

@@ -4,6 +4,10 @@ from pathlib import Path
 import pytest
 
 from {{ cookiecutter.package_name }}.config import Settings
+{% if cookiecutter.use_auth %}
+from {{ cookiecutter.package_name }}.services import Services
+from tests.auth.helpers import add_user
+{% endif %}
 from tests.redis_server import RedisServer, private_redis_server
 
 
@@ -19,3 +23,19 @@ async def redis_server(tmp_path: Path) -> AsyncIterator[RedisServer]:
     comes back empty, which a cache may."""
     async with private_redis_server(tmp_path) as server:
         yield server
+{% if cookiecutter.use_auth %}
+
+
+@pytest.fixture
+async def askers(services: Services) -> None:
+    """The users that tests below the HTTP layer ask as. The cache sits above the quota stage
+    (a hit costs no quota), so each of them needs a quota."""
+    for username in ("alice", "bob"):
+        await add_user(services, username)
+{% else %}
+
+
+@pytest.fixture
+def askers() -> None:
+    """The users that tests below the HTTP layer ask as: without auth, any name will do."""
+{% endif %}

@@ -91,6 +91,7 @@ ORIGINAL = PRSMQuery(user_id="alice", prompt="What is 3+4?", context_allocation=
     ],
     ids=["another-user", "another-prompt", "another-allocation"],
 )
+@pytest.mark.usefixtures("askers")
 async def test_a_query_differing_in_what_shapes_the_answer_is_a_miss(
     services: Services, engine: EmbeddedEngine, other: PRSMQuery
 ) -> None:
@@ -145,7 +146,8 @@ async def test_concurrent_identical_misses_make_one_prsm_call(
     ai_client: httpx.AsyncClient, engine: EmbeddedEngine
 ) -> None:
     engine.faults.latency_seconds = 0.05  # keeps the first call in flight while the rest arrive
-    # A small allocation: with auth on, each of the 20 reserves it from the user's quota.
+    # A small allocation: with auth on, the one that calls PRSM reserves it from the quota (the
+    # cache sits above the quota stage, so the 19 that join it reserve nothing).
     body = query_body("What is 5*5?", context_allocation=1)
 
     responses = await asyncio.gather(*(ai_client.post("/ai/query", json=body) for _ in range(20)))
@@ -161,6 +163,7 @@ async def test_concurrent_identical_misses_make_one_prsm_call(
     assert sum(body["from_cache"] for body in bodies) == 19
 
 
+@pytest.mark.usefixtures("askers")
 async def test_a_failed_call_is_shared_by_its_joiners_and_not_cached(
     services: Services, engine: EmbeddedEngine
 ) -> None:

@@ -33,8 +33,8 @@ async def worker(settings: Settings) -> AsyncIterator[Services]:
 @pytest.fixture
 def worker_engine(worker: Services) -> EmbeddedEngine:
     """The embedded PRSM engine the worker's jobs reach (not the web app's)."""
-    assert worker.prsm.engine is not None
-    return worker.prsm.engine
+    assert worker.engine is not None
+    return worker.engine
 
 
 @pytest.fixture

@@ -26,15 +26,15 @@ async def test_a_job_whose_worker_stopped_before_acknowledging_is_done_by_anothe
 
     assert job["status"] == "completed"
     assert job["result"]["answer"] == "56"
-    assert survivor.prsm.engine is not None
-    assert survivor.prsm.engine.queries_answered == 1
+    assert survivor.engine is not None
+    assert survivor.engine.queries_answered == 1
 
 
 async def test_a_job_running_longer_than_the_idle_time_is_not_taken_over(
     ai_client: httpx.AsyncClient, settings: Settings
 ) -> None:
     async with running_worker(settings) as first:
-        first_engine = _engine(first.prsm.engine)
+        first_engine = _engine(first.engine)
         # Slower than the idle time after which a silent worker's job is taken over.
         first_engine.faults.latency_seconds = 1.5 * settings.job_redelivery_idle_seconds
         job_id = await submit(ai_client, "What is 9*9?")
@@ -45,7 +45,7 @@ async def test_a_job_running_longer_than_the_idle_time_is_not_taken_over(
     assert job["status"] == "completed"
     assert job["attempts"] == 1
     assert first_engine.queries_answered == 1
-    assert _engine(second.prsm.engine).queries_answered == 0
+    assert _engine(second.engine).queries_answered == 0
 
 
 async def test_a_worker_goes_on_after_redis_lost_the_stream(

@@ -38,7 +38,7 @@ async def worker(settings: Settings) -> AsyncIterator[Services]:
 async def test_queued_retried_completed_and_failed_jobs(
     ai_client: httpx.AsyncClient, worker: Services, settings: Settings
 ) -> None:
-    engine = worker.prsm.engine
+    engine = worker.engine
     assert isinstance(engine, EmbeddedEngine)
     # The first job's first attempt meets a passing outage, the second job a refusal.
     engine.faults.fail_next, engine.faults.fail_status = 1, 503

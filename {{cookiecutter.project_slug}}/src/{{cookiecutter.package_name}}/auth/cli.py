@@ -10,7 +10,7 @@ from decimal import Decimal, InvalidOperation
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from {{ cookiecutter.package_name }}.auth.database import open_database
+from {{ cookiecutter.package_name }}.auth.database import open_database, sessions_for
 from {{ cookiecutter.package_name }}.auth.security import passwords_for
 from {{ cookiecutter.package_name }}.auth.users import (
     UserError,
@@ -81,7 +81,8 @@ def _ftns(value: str) -> Decimal:
 
 
 async def _run(args: argparse.Namespace, settings: Settings) -> None:
-    async with open_database(settings) as sessions:
+    async with open_database(settings) as database:
+        sessions = sessions_for(database)
         match args.command:
             case "create-user":
                 password = _read_password()

@@ -15,9 +15,22 @@ class AuthSettings(BaseModel):
         description="Signs the access tokens (HS256); at least 32 random bytes in production.",
     )
     access_token_expire_minutes: int = Field(default=30, ge=1)
+    user_cache_seconds: float = Field(
+        default=5,
+        ge=0,
+        description="How long the AI routes rely on a user read from the database: a user"
+        " deactivated, or left with no quota, is refused within this time. 0 reads it on every"
+        " request.",
+    )
     database_url: str = Field(
         default="sqlite+aiosqlite:///./{{ cookiecutter.package_name }}.db",
         description="SQLAlchemy URL: sqlite+aiosqlite:///... or postgresql+asyncpg://...",
+    )
+    database_pool_size: int = Field(
+        default=20,
+        ge=1,
+        description="Connections each process keeps open to the user database. Fewer than the"
+        " queries in flight at once, and new ones are opened and closed again for each.",
     )
     # Argon2id cost: the argon2-cffi defaults (RFC 9106 low-memory profile); tests lower them.
     argon2_time_cost: int = Field(default=3, ge=1)

@@ -9,7 +9,8 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 from sqlalchemy import event, select
-from sqlalchemy.exc import InterfaceError, OperationalError
+from sqlalchemy.exc import DisconnectionError, InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -28,21 +29,25 @@ DATABASE_RETRY_AFTER_SECONDS = 5
 logger = logging.getLogger(__name__)
 
 
-def create_engine(url: str, *, pool_size: int | None = None) -> AsyncEngine:
-    """The engine of `url`; with `pool_size`, a pool of exactly that many connections."""
-    if pool_size is None:
-        engine = create_async_engine(url, pool_pre_ping=True)
-    else:
-        engine = create_async_engine(
-            url,
-            pool_pre_ping=True,
-            poolclass=AsyncAdaptedQueuePool,
-            pool_size=pool_size,
-            max_overflow=0,
-        )
+def create_engine(url: str, *, pool_size: int = 5, max_overflow: int = 10) -> AsyncEngine:
+    """The engine of `url`, keeping `pool_size` connections open and opening up to
+    `max_overflow` more for a moment when all of them are busy."""
+    engine = create_async_engine(
+        url, poolclass=AsyncAdaptedQueuePool, pool_size=pool_size, max_overflow=max_overflow
+    )
     if engine.dialect.name == "sqlite":
         event.listen(engine.sync_engine, "connect", _tune_sqlite)
+    if engine.dialect.name == "postgresql":
+        event.listen(engine.sync_engine.pool, "checkout", _refuse_closed_connection)
     return engine
+
+
+def _refuse_closed_connection(connection: Any, record: Any, proxy: Any) -> None:
+    # A pooled connection the server or the network closed (a restart, a failover) is swapped
+    # for a new one before use. SQLAlchemy's pool_pre_ping would ask the server instead, with
+    # two round trips (BEGIN; ROLLBACK) per checkout: more than a quota statement costs.
+    if connection.driver_connection.is_closed():
+        raise DisconnectionError("the connection was closed")
 
 
 def _tune_sqlite(connection: Any, record: Any) -> None:
@@ -57,18 +62,22 @@ def _tune_sqlite(connection: Any, record: Any) -> None:
 
 
 @asynccontextmanager
-async def open_database(settings: AuthSettings) -> AsyncIterator[async_sessionmaker[AsyncSession]]:
-    engine = create_engine(settings.database_url)
+async def open_database(settings: AuthSettings) -> AsyncIterator[AsyncEngine]:
+    engine = create_engine(settings.database_url, pool_size=settings.database_pool_size)
     try:
-        sessions = async_sessionmaker(engine, expire_on_commit=False)
-        if not await database_answers(sessions):
+        if not await database_answers(engine):
             # Not fatal: the readiness check reports it until the database is ready.
             logger.error(
                 "user database unreachable or not migrated; run `uv run alembic upgrade head`"
             )
-        yield sessions
+        yield engine
     finally:
         await engine.dispose()
+
+
+def sessions_for(database: AsyncEngine) -> async_sessionmaker[AsyncSession]:
+    """ORM sessions of the user database; what they load stays readable after a commit."""
+    return async_sessionmaker(database, expire_on_commit=False)
 
 
 @asynccontextmanager
@@ -83,14 +92,13 @@ async def open_database_probe(
     arrive while one is asking share its answer: however often readiness is asked, one query
     on one connection at most is busy with it.
     """
-    engine = create_engine(settings.database_url, pool_size=1)
-    sessions = async_sessionmaker(engine, expire_on_commit=False)
+    engine = create_engine(settings.database_url, pool_size=1, max_overflow=0)
     asking: asyncio.Task[bool] | None = None
 
     async def probe() -> bool:
         nonlocal asking
         if asking is None or asking.done():
-            asking = asyncio.create_task(database_answers(sessions))
+            asking = asyncio.create_task(database_answers(engine))
         # Shielded: a caller that gives up does not cancel the answer the others wait for.
         return await asyncio.shield(asking)
 
@@ -104,11 +112,11 @@ async def open_database_probe(
         await engine.dispose()
 
 
-async def database_answers(sessions: async_sessionmaker[AsyncSession]) -> bool:
+async def database_answers(database: AsyncEngine) -> bool:
     """True when the database is reachable and migrated (its users table answers)."""
     try:
-        async with sessions() as session:
-            await session.execute(select(User.id).limit(1))
+        async with database.connect() as connection:
+            await connection.execute(select(User.id).limit(1))
     except Exception as exc:  # a probe answers, whatever went wrong
         logger.warning("user database check failed", extra={"error": repr(exc)})
         return False
@@ -130,6 +138,8 @@ async def _database_unavailable(request: Request, exc: Exception) -> JSONRespons
 def install_database_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(OperationalError, _database_unavailable)
     app.add_exception_handler(InterfaceError, _database_unavailable)
+    # Every pooled connection busy for longer than the pool waits for one.
+    app.add_exception_handler(PoolTimeoutError, _database_unavailable)
     # asyncpg's refused connections reach the app unwrapped. PRSM and Redis errors never do
     # (their clients map them), so a bare ConnectionError here is the database's.
     app.add_exception_handler(ConnectionError, _database_unavailable)

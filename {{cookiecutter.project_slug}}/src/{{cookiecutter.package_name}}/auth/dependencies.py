@@ -1,16 +1,15 @@
 from typing import Annotated
 
 import jwt
-from fastapi import Depends, HTTPException, status
+from fastapi import Depends, HTTPException, Request, status
 from fastapi.security import OAuth2PasswordBearer
 
 from {{ cookiecutter.package_name }}.auth.models import User
 from {{ cookiecutter.package_name }}.auth.quota import require_quota
-from {{ cookiecutter.package_name }}.auth.security import read_access_token
-from {{ cookiecutter.package_name }}.auth.users import find_user
+from {{ cookiecutter.package_name }}.auth.users import Account, find_user
 from {{ cookiecutter.package_name }}.prsm.answerer import PRSMQuery
 from {{ cookiecutter.package_name }}.prsm.schemas import QueryRequest
-from {{ cookiecutter.package_name }}.services import ServicesDep
+from {{ cookiecutter.package_name }}.services import Services, ServicesDep, get_services
 
 # Answers 401 with `WWW-Authenticate: Bearer` when the header is missing or not a bearer token,
 # and gives /docs its "Authorize" button.
@@ -25,24 +24,42 @@ def _refused() -> HTTPException:
     )
 
 
+def _username(token: str, services: Services) -> str:
+    try:
+        return services.tokens.subject(token)
+    except jwt.InvalidTokenError as exc:
+        raise _refused() from exc
+
+
 async def get_current_user(
     token: Annotated[str, Depends(oauth2_scheme)], services: ServicesDep
 ) -> User:
-    """The active user the bearer token names; 401 for any token that is not one."""
-    try:
-        username = read_access_token(token, services.settings)
-    except jwt.InvalidTokenError as exc:
-        raise _refused() from exc
-    user = await find_user(services.sessions, username)
+    """The active user the bearer token names, as the database has it now; 401 for any token
+    that is not one."""
+    user = await find_user(services.sessions, _username(token, services))
+    if user is None or not user.is_active:
+        raise _refused()
+    return user
+
+
+async def get_recent_user(
+    token: Annotated[str, Depends(oauth2_scheme)], request: Request
+) -> Account:
+    """Like `get_current_user`, from a read at most USER_CACHE_SECONDS old: for the AI routes,
+    where a database read per request would cost more than the answer. (The services come
+    straight off the request: each dependency FastAPI resolves costs more than this one.)"""
+    services = await get_services(request)
+    user = await services.users.get(_username(token, services))
     if user is None or not user.is_active:
         raise _refused()
     return user
 
 
 CurrentUser = Annotated[User, Depends(get_current_user)]
+RecentUser = Annotated[Account, Depends(get_recent_user)]
 
 
-async def query_for_current_user(body: QueryRequest, user: CurrentUser) -> PRSMQuery:
+async def query_for_current_user(body: QueryRequest, user: RecentUser) -> PRSMQuery:
     """With auth on, the PRSM user is the token's user; a user with no quota left gets 429."""
     require_quota(user)
     return body.to_query(user.username)

@@ -8,20 +8,36 @@ quota. PRSM allocations are whole FTNS, so a query needs at least 1 FTNS of quot
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import replace
 
 import anyio
-from sqlalchemy import select, update
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy import Executable, bindparam, select, update
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from {{ cookiecutter.package_name }}.auth.models import MICRO_FTNS, User, from_micro_ftns, to_micro_ftns
+from {{ cookiecutter.package_name }}.auth.users import Account
 from {{ cookiecutter.package_name }}.prsm.answerer import Answerer, PRSMQuery, QueryResult
 from {{ cookiecutter.package_name }}.prsm.errors import PRSMError
 from {{ cookiecutter.package_name }}.prsm.wire import StreamEvent
 
 # A reservation fails only when another query took from the quota in between; try again.
 RESERVE_ATTEMPTS = 10
+
+# The statements of the stage, built once. Each returns what is left of the quota after it.
+_QUOTA_LEFT = select(User.quota_micro_ftns).where(User.username == bindparam("user"))
+_TAKE = (
+    update(User)
+    .where(User.username == bindparam("user"), User.quota_micro_ftns >= bindparam("amount"))
+    .values(quota_micro_ftns=User.quota_micro_ftns - bindparam("amount"))
+    .returning(User.quota_micro_ftns)
+)
+_GIVE_BACK = (
+    update(User)
+    .where(User.username == bindparam("user"))
+    .values(quota_micro_ftns=User.quota_micro_ftns + bindparam("amount"))
+    .returning(User.quota_micro_ftns)
+)
 
 logger = logging.getLogger(__name__)
 
@@ -31,16 +47,19 @@ class QuotaExceededError(PRSMError):
     error_type = "quota_exceeded"
 
 
-def require_quota(user: User) -> None:
+def require_quota(account: Account) -> None:
     """Refuses a user whose quota cannot cover the smallest allocation (1 FTNS)."""
-    if user.quota_micro_ftns < MICRO_FTNS:
-        raise _exceeded(user.quota_micro_ftns)
+    if account.quota_micro_ftns < MICRO_FTNS:
+        raise _exceeded(account.quota_micro_ftns)
 
 
 class QuotaAnswerer:
-    def __init__(self, answerer: Answerer, sessions: async_sessionmaker[AsyncSession]) -> None:
+    def __init__(self, answerer: Answerer, database: AsyncEngine) -> None:
         self._answerer = answerer
-        self._sessions = sessions
+        # Each statement is a transaction of its own: one round trip, no BEGIN and COMMIT.
+        self._database = database.execution_options(isolation_level="AUTOCOMMIT")
+        # Told what is left of a user's quota each time a query changed it.
+        self.quota_left: Callable[[str, int], None] = lambda username, micro_ftns: None
 
     async def query(self, query: PRSMQuery) -> QueryResult:
         allocation = await self._reserve(query)
@@ -48,9 +67,7 @@ class QuotaAnswerer:
         spent = 0
         try:
             result = await self._answerer.query(replace(query, context_allocation=allocation))
-            # A cached answer cost PRSM nothing, whatever it cost the first time.
-            if not result.from_cache:
-                spent = _spent(result.ftns_charged, reserved)
+            spent = _spent(result.ftns_charged, reserved)
             return result
         finally:
             await self._give_back(query.user_id, reserved - spent)
@@ -82,41 +99,44 @@ class QuotaAnswerer:
 
     async def _reserve(self, query: PRSMQuery) -> int:
         """Takes the query's allocation, in whole FTNS, from its user's quota."""
+        requested = query.context_allocation
+        # Most often the quota covers the whole allocation: one statement takes it.
+        if requested is not None and await self._take(query.user_id, requested * MICRO_FTNS):
+            return requested
         for _ in range(RESERVE_ATTEMPTS):
-            async with self._sessions() as session:
-                left = await session.scalar(
-                    select(User.quota_micro_ftns).where(User.username == query.user_id)
-                )
+            left = await self._scalar(_QUOTA_LEFT, user=query.user_id)
             if left is None or left < MICRO_FTNS:
                 raise _exceeded(left or 0)
             allocation = left // MICRO_FTNS
-            if query.context_allocation is not None:
-                allocation = min(allocation, query.context_allocation)
-            amount = allocation * MICRO_FTNS
-            async with self._sessions.begin() as session:
-                reserved = await session.scalar(
-                    update(User)
-                    .where(User.username == query.user_id, User.quota_micro_ftns >= amount)
-                    .values(quota_micro_ftns=User.quota_micro_ftns - amount)
-                    .returning(User.id)
-                )
-            if reserved is not None:
+            if requested is not None:
+                allocation = min(allocation, requested)
+            if await self._take(query.user_id, allocation * MICRO_FTNS):
                 return allocation
         raise QuotaExceededError(
             "FTNS quota exceeded: the quota is taken by queries in progress", retry_after=1
         )
+
+    async def _take(self, username: str, amount: int) -> bool:
+        """Takes `amount` micro-FTNS from the quota if it holds that much, in one UPDATE."""
+        left = await self._scalar(_TAKE, user=username, amount=amount)
+        if left is None:
+            return False
+        self.quota_left(username, left)
+        return True
 
     async def _give_back(self, username: str, amount: int) -> None:
         if amount <= 0:
             return
         # Shielded: a caller that disconnects must not cancel the refund halfway.
         with anyio.CancelScope(shield=True):
-            async with self._sessions.begin() as session:
-                await session.execute(
-                    update(User)
-                    .where(User.username == username)
-                    .values(quota_micro_ftns=User.quota_micro_ftns + amount)
-                )
+            left = await self._scalar(_GIVE_BACK, user=username, amount=amount)
+        if left is not None:
+            self.quota_left(username, left)
+
+    async def _scalar(self, statement: Executable, **parameters: object) -> int | None:
+        async with self._database.connect() as connection:
+            left: int | None = await connection.scalar(statement, parameters)
+        return left
 
 
 def _spent(ftns_charged: float, reserved: int) -> int:

@@ -2,9 +2,11 @@
 
 import asyncio
 import functools
+import time
 from datetime import UTC, datetime, timedelta
 
 import jwt
+from cachetools import LRUCache
 from pwdlib import PasswordHash
 from pwdlib.hashers.argon2 import Argon2Hasher
 
@@ -68,6 +70,11 @@ def read_access_token(token: str, settings: AuthSettings) -> str:
     Raises `jwt.InvalidTokenError` for anything else: malformed, tampered, expired, signed with
     another key or another algorithm (`none` included), or missing a claim.
     """
+    return _verified(token, settings)[0]
+
+
+def _verified(token: str, settings: AuthSettings) -> tuple[str, float]:
+    """The subject of a valid token, and when it expires (Unix time)."""
     claims = jwt.decode(
         token,
         settings.secret_key.get_secret_value(),
@@ -77,4 +84,24 @@ def read_access_token(token: str, settings: AuthSettings) -> str:
     subject = claims["sub"]
     if not isinstance(subject, str) or not subject:
         raise jwt.InvalidTokenError("The subject is not a username")
-    return subject
+    return subject, float(claims["exp"])
+
+
+class VerifiedTokens:
+    """Reads access tokens like `read_access_token`, checking each token's signature once.
+
+    A token is the same bytes every time its holder sends it, so once verified its subject is
+    kept, by the exact token, until the token expires; a token that fails is checked again the
+    next time, never kept.
+    """
+
+    def __init__(self, settings: AuthSettings, max_tokens: int = 10_000) -> None:
+        self._settings = settings
+        self._subjects: LRUCache[str, tuple[str, float]] = LRUCache(max_tokens)
+
+    def subject(self, token: str) -> str:
+        known = self._subjects.get(token)
+        if known is not None and known[1] > time.time():
+            return known[0]
+        verified = self._subjects[token] = _verified(token, self._settings)
+        return verified[0]

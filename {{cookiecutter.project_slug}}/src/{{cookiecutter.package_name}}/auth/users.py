@@ -1,8 +1,10 @@
 """The user store: what the login route, the quota and the command line do with users."""
 
 import re
+from dataclasses import dataclass
 from decimal import Decimal
 
+from cachetools import TTLCache
 from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -61,6 +63,62 @@ async def find_user(sessions: async_sessionmaker[AsyncSession], username: str) -
     async with sessions() as session:
         user: User | None = await session.scalar(select(User).where(User.username == username))
         return user
+
+
+@dataclass(slots=True)
+class Account:
+    """What the AI routes need of a user: who, whether active, and the quota last seen."""
+
+    username: str
+    is_active: bool
+    quota_micro_ftns: int
+
+
+class RecentUsers:
+    """Users as the database had them at most `max_age_seconds` ago, for the AI routes.
+
+    Reading the user behind a token on every query would cost more than a cache hit does: here
+    a user is read once per `max_age_seconds` and process. A user deactivated, or given a quota
+    below 1 FTNS, from elsewhere is refused by every worker within that time. The quota stage
+    reports each quota it changes (`quota_left`), so a process knows its own charges at once;
+    the quota itself is always taken from the database, atomically. 0 reads on every request.
+    """
+
+    def __init__(
+        self,
+        sessions: async_sessionmaker[AsyncSession],
+        max_age_seconds: float,
+        max_users: int = 10_000,
+    ) -> None:
+        self._sessions = sessions
+        self._recent: TTLCache[str, Account] | None = (
+            TTLCache(max_users, max_age_seconds) if max_age_seconds > 0 else None
+        )
+
+    async def get(self, username: str) -> Account | None:
+        if self._recent is not None:
+            try:
+                return self._recent[username]
+            except KeyError:  # not read yet, or read too long ago
+                pass
+        user = await find_user(self._sessions, username)
+        if user is None:
+            return None
+        account = Account(user.username, user.is_active, user.quota_micro_ftns)
+        if self._recent is not None:
+            self._recent[username] = account
+        return account
+
+    def quota_left(self, username: str, quota_micro_ftns: int) -> None:
+        """What the database just said is left of a user's quota. Kept without renewing the
+        entry: what it says of the rest of the user grows no older than `max_age_seconds`."""
+        if self._recent is None:
+            return
+        try:
+            account = self._recent[username]
+        except KeyError:
+            return
+        account.quota_micro_ftns = quota_micro_ftns
 
 
 async def list_users(sessions: async_sessionmaker[AsyncSession]) -> list[User]:

@@ -13,7 +13,7 @@ import hashlib
 import json
 import logging
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
@@ -51,7 +51,8 @@ class CachingAnswerer:
         self._ttl_ms = max(1, round(settings.cache_ttl_seconds * 1000))
         self._timeout = settings.cache_timeout_ms / 1000
         self._outage = _OutageLog(settings.cache_outage_log_interval_seconds)
-        self._in_flight: dict[str, asyncio.Task[QueryResult]] = {}
+        # The questions being looked up or asked now, by key: identical ones join them.
+        self._in_flight: dict[str, asyncio.Future[QueryResult]] = {}
         # Told of every Redis operation that failed or timed out (the metrics count them).
         self.on_failure: Callable[[], None] = lambda: None
 
@@ -73,13 +74,24 @@ class CachingAnswerer:
         key = self.key_for(query)
         flight = self._in_flight.get(key)
         if flight is not None:
+            # The same question is being looked up or asked: share its answer.
             return _shared(await asyncio.shield(flight))
-        # The lookup and the call run as their own task, so a caller that disconnects does not
-        # cancel them for the callers that joined.
-        flight = asyncio.create_task(self._lookup_or_answer(key, query))
-        self._in_flight[key] = flight
-        flight.add_done_callback(lambda done: self._landed(key, done))
-        return await asyncio.shield(flight)
+        flight = self._in_flight[key] = asyncio.get_running_loop().create_future()
+        try:
+            cached = await self._load(key)
+        except asyncio.CancelledError:
+            # This caller left during the lookup; the callers that joined it did not.
+            self._fly(key, flight, self._lookup_or_answer(key, query))
+            raise
+        except BaseException as exc:
+            self._land(key, flight, exc)
+            raise
+        if cached is not None:
+            self._land(key, flight, cached)
+            return cached
+        # The call runs as a task of its own, so a caller that leaves does not cancel it for
+        # the callers that joined.
+        return await asyncio.shield(self._fly(key, flight, self._answer(key, query)))
 
     def stream(self, query: PRSMQuery) -> AsyncIterator[StreamEvent]:
         # Streams pass through: a cached answer could not be replayed as the same events.
@@ -95,8 +107,9 @@ class CachingAnswerer:
 
     async def _lookup_or_answer(self, key: str, query: PRSMQuery) -> QueryResult:
         cached = await self._load(key)
-        if cached is not None:
-            return cached
+        return cached if cached is not None else await self._answer(key, query)
+
+    async def _answer(self, key: str, query: PRSMQuery) -> QueryResult:
         result = await self._answerer.query(query)
         await self._store(key, result)
         return result
@@ -142,12 +155,40 @@ class CachingAnswerer:
         self._outage.recovered()
         return result
 
-    def _landed(self, key: str, flight: asyncio.Task[QueryResult]) -> None:
+    def _fly(
+        self,
+        key: str,
+        flight: asyncio.Future[QueryResult],
+        answering: Coroutine[Any, Any, QueryResult],
+    ) -> asyncio.Task[QueryResult]:
+        """Runs `answering` as a task whose outcome lands on `flight`."""
+        task = asyncio.create_task(answering)
+
+        def landed(done: asyncio.Task[QueryResult]) -> None:
+            if done.cancelled():
+                self._land(key, flight, asyncio.CancelledError())
+            else:
+                self._land(key, flight, done.exception() or done.result())
+
+        task.add_done_callback(landed)
+        return task
+
+    def _land(
+        self, key: str, flight: asyncio.Future[QueryResult], outcome: QueryResult | BaseException
+    ) -> None:
+        """Gives the callers that joined `flight` its outcome; the next caller asks anew."""
         if self._in_flight.get(key) is flight:
             del self._in_flight[key]
-        if not flight.cancelled():
-            # Marks the error as seen: every caller that waited has already received it.
+        if flight.done():
+            return
+        if isinstance(outcome, asyncio.CancelledError):
+            flight.cancel()
+        elif isinstance(outcome, BaseException):
+            flight.set_exception(outcome)
+            # Marked as seen: every caller that joined has it already, and none may have.
             flight.exception()
+        else:
+            flight.set_result(outcome)
 
 
 def _shared(result: QueryResult) -> QueryResult:

@@ -3,7 +3,7 @@ from typing import Annotated
 from fastapi import Depends
 
 {% if cookiecutter.use_auth %}
-from {{ cookiecutter.package_name }}.auth.dependencies import CurrentUser
+from {{ cookiecutter.package_name }}.auth.dependencies import RecentUser
 {% endif %}
 from {{ cookiecutter.package_name }}.jobs.queue import JobQueue
 from {{ cookiecutter.package_name }}.services import ServicesDep
@@ -14,7 +14,7 @@ async def get_job_queue(services: ServicesDep) -> JobQueue:
 {% if cookiecutter.use_auth %}
 
 
-async def job_owner(user: CurrentUser) -> str:
+async def job_owner(user: RecentUser) -> str:
     """A job belongs to the user who submitted it; nobody else can see it."""
     return user.username
 {% else %}

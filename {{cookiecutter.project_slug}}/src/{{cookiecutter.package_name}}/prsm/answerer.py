@@ -45,3 +45,9 @@ class Answerer(Protocol):
     async def query(self, query: PRSMQuery) -> QueryResult: ...
 
     def stream(self, query: PRSMQuery) -> AsyncIterator[StreamEvent]: ...
+
+
+class Upstream(Answerer, Protocol):
+    """The bottom stage, which asks PRSM itself, and tells readiness whether it can."""
+
+    async def ping(self) -> bool: ...

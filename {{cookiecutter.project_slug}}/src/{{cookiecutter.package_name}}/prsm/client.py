@@ -1,78 +1,53 @@
-"""An async PRSM client speaking the node's wire protocol, remote or embedded."""
+"""An async PRSM client speaking the node's wire protocol over HTTP."""
 
 import asyncio
-import json
 import logging
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any, Self
+from typing import Self
 
 import httpx
 from pydantic import ValidationError
 
 from {{ cookiecutter.package_name }}.prsm.answerer import PRSMQuery, QueryResult
 from {{ cookiecutter.package_name }}.prsm.config import PRSMSettings
-from {{ cookiecutter.package_name }}.prsm.engine import EmbeddedEngine, EngineFaults
 from {{ cookiecutter.package_name }}.prsm.errors import (
-    InsufficientFundsError,
+    NO_STREAMING_STATUSES,
     PRSMBadGatewayError,
     PRSMError,
-    PRSMInvalidRequestError,
-    PRSMRateLimitError,
     PRSMTimeoutError,
     PRSMUnavailableError,
-    SafetyViolationError,
+    error_from_node,
 )
 from {{ cookiecutter.package_name }}.prsm.wire import PRSMResponse, StreamEvent
 
 QUERY_PATH = "/api/v1/nwtn/query"
 STREAM_PATH = "/api/v1/stream"
 HEALTH_PATH = "/health"
-# A node that answers these on the stream path has no streaming: fall back to one query.
-_NO_STREAMING = frozenset({404, 405, 501})
-_UNAVAILABLE = frozenset({501, 502, 503, 504})
 
 logger = logging.getLogger(__name__)
 
 
 class PRSMClient:
+    """A PRSM node over HTTP: what the service answers with when `PRSM_API_URL` is set."""
+
     def __init__(
-        self,
-        http: httpx.AsyncClient,
-        *,
-        timeout_seconds: float,
-        unavailable_retry_after: int,
-        engine: EmbeddedEngine | None = None,
+        self, http: httpx.AsyncClient, *, timeout_seconds: float, unavailable_retry_after: int
     ) -> None:
         self._http = http
         self._timeout = timeout_seconds
         self._unavailable_retry_after = unavailable_retry_after
-        self.engine = engine
 
     @classmethod
     @asynccontextmanager
     async def open(cls, settings: PRSMSettings) -> AsyncIterator[Self]:
-        engine: EmbeddedEngine | None = None
-        transport: httpx.AsyncBaseTransport
-        if settings.prsm_api_url:
-            base_url = settings.prsm_api_url
-            transport = httpx.AsyncHTTPTransport(
-                limits=httpx.Limits(
-                    max_connections=settings.prsm_max_connections,
-                    max_keepalive_connections=settings.prsm_max_connections,
-                )
+        transport = httpx.AsyncHTTPTransport(
+            limits=httpx.Limits(
+                max_connections=settings.prsm_max_connections,
+                max_keepalive_connections=settings.prsm_max_connections,
             )
-        else:
-            engine = EmbeddedEngine(
-                EngineFaults(
-                    latency_seconds=settings.prsm_engine_latency_ms / 1000,
-                    fail_next=settings.prsm_engine_fail_next,
-                    fail_status=settings.prsm_engine_fail_status,
-                )
-            )
-            base_url = "http://prsm.embedded"
-            transport = httpx.ASGITransport(app=engine.app)
+        )
         headers = {"Accept": "application/json"}
         api_key = settings.prsm_api_key.get_secret_value()
         if api_key:
@@ -81,13 +56,12 @@ class PRSMClient:
             settings.prsm_timeout_seconds, connect=settings.prsm_connect_timeout_seconds
         )
         async with httpx.AsyncClient(
-            base_url=base_url, transport=transport, headers=headers, timeout=timeout
+            base_url=settings.prsm_api_url, transport=transport, headers=headers, timeout=timeout
         ) as http:
             yield cls(
                 http,
                 timeout_seconds=settings.prsm_timeout_seconds,
                 unavailable_retry_after=settings.prsm_unavailable_retry_after_seconds,
-                engine=engine,
             )
 
     async def query(self, query: PRSMQuery) -> QueryResult:
@@ -103,8 +77,9 @@ class PRSMClient:
         except ValidationError as exc:
             raise PRSMBadGatewayError("PRSM answered with a payload of the wrong shape") from exc
         elapsed = time.perf_counter() - started
-        # Prompts are never logged, only their size; user ids stay out of these lines too.
-        logger.info(
+        # Debug only: the request line already says how the request went. Prompts are never
+        # logged, only their size; user ids stay out of these lines too.
+        logger.debug(
             "prsm query",
             extra={
                 "prompt_chars": len(query.prompt),
@@ -121,7 +96,7 @@ class PRSMClient:
         async with self._deadline():
             response = await self._http.send(request, stream=True)
         try:
-            if response.status_code in _NO_STREAMING:
+            if response.status_code in NO_STREAMING_STATUSES:
                 fallback = True
             elif response.status_code >= 300:
                 async with self._deadline():
@@ -167,7 +142,7 @@ class PRSMClient:
         except (TimeoutError, httpx.TimeoutException) as exc:
             if isinstance(exc, httpx.ConnectTimeout | httpx.PoolTimeout):
                 raise self._unavailable("PRSM did not accept a connection in time") from exc
-            raise PRSMTimeoutError(f"PRSM did not answer within {self._timeout:g} s") from exc
+            raise PRSMTimeoutError.after(self._timeout) from exc
         except httpx.TransportError as exc:
             raise self._unavailable("PRSM is unreachable") from exc
 
@@ -175,28 +150,12 @@ class PRSMClient:
         return PRSMUnavailableError(message, retry_after=self._unavailable_retry_after)
 
     def _error_from(self, response: httpx.Response) -> PRSMError:
-        status = response.status_code
-        error_type, message, details = _error_body(response)
-        retry_after = _retry_after(response)
-        if status in (401, 403):
-            return PRSMBadGatewayError("PRSM refused the service's credentials")
-        if status == 429:
-            return PRSMRateLimitError(
-                message or "PRSM rate limit reached",
-                retry_after=retry_after or self._unavailable_retry_after,
-            )
-        if status in _UNAVAILABLE:
-            return PRSMUnavailableError(
-                message or "PRSM is unavailable",
-                retry_after=retry_after or self._unavailable_retry_after,
-            )
-        if status == 422 and error_type == "insufficient_funds":
-            return InsufficientFundsError(message or "Not enough FTNS", details=details)
-        if status == 422 and error_type == "safety_violation":
-            return SafetyViolationError(message or "PRSM safety refused the prompt")
-        if status in (400, 422):
-            return PRSMInvalidRequestError(message or "PRSM rejected the request", details=details)
-        return PRSMBadGatewayError(f"PRSM answered with unexpected status {status}")
+        return error_from_node(
+            response.status_code,
+            response.content,
+            response.headers.get("Retry-After"),
+            self._unavailable_retry_after,
+        )
 
 
 def _request_headers(query: PRSMQuery) -> dict[str, str]:
@@ -226,26 +185,3 @@ def _parse_event(data: str) -> StreamEvent:
         return StreamEvent.model_validate_json(data)
     except ValidationError as exc:
         raise PRSMBadGatewayError("PRSM streamed an event of the wrong shape") from exc
-
-
-def _error_body(response: httpx.Response) -> tuple[str | None, str | None, dict[str, Any]]:
-    """Reads both the current error body and the one older nodes send."""
-    try:
-        body = json.loads(response.content)
-    except ValueError:
-        return None, None, {}
-    if not isinstance(body, dict):
-        return None, None, {}
-    error_type = body.get("error_type") or body.get("error")
-    message = body.get("message") or body.get("detail")
-    details = body.get("details")
-    return (
-        error_type if isinstance(error_type, str) else None,
-        message if isinstance(message, str) else None,
-        details if isinstance(details, dict) else {},
-    )
-
-
-def _retry_after(response: httpx.Response) -> int | None:
-    value = response.headers.get("Retry-After", "")
-    return int(value) if value.isdigit() else None

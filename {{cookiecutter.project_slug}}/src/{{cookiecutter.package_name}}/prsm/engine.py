@@ -1,9 +1,13 @@
-"""An embedded, deterministic stand-in for a PRSM node, served in-process over ASGI.
+"""An embedded, deterministic stand-in for a PRSM node.
 
 It is not AI and says so: it evaluates arithmetic, otherwise restates the prompt, and labels
 every answer `"engine": "embedded"`. It keeps a per-user FTNS ledger like the node (welcome
 grant, a price per token, the allocation cap, one charge per session and input), and can inject
 latency and faults so that load and failure tests need no node either.
+
+The service asks it in-process, as the bottom stage of its query path (`query`, `stream`).
+`app` serves the same engine over HTTP with the node's wire protocol, for the HTTP client's
+tests and for anyone who wants a node to point `PRSM_API_URL` at.
 """
 
 import ast
@@ -11,13 +15,14 @@ import asyncio
 import json
 import operator
 import re
+import secrets
 import time
-import uuid
 from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from decimal import Decimal
-from typing import Any
+from typing import Any, Self
+from uuid import UUID
 
 from pydantic import ValidationError
 from starlette.applications import Starlette
@@ -25,6 +30,9 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
+from {{ cookiecutter.package_name }}.prsm.answerer import PRSMQuery, QueryResult
+from {{ cookiecutter.package_name }}.prsm.config import PRSMSettings
+from {{ cookiecutter.package_name }}.prsm.errors import PRSMTimeoutError, error_from_node
 from {{ cookiecutter.package_name }}.prsm.wire import NodeError, PRSMResponse, StreamEvent, UserInput
 
 WELCOME_GRANT = Decimal("100")
@@ -58,18 +66,101 @@ class EngineFaults:
     fail_status: int = 503
 
 
+@dataclass(frozen=True, slots=True)
+class _Answer:
+    """One charged answer, before it is put in the shape of its caller (in-process or HTTP)."""
+
+    query_id: str
+    user_id: str
+    session_id: UUID | None
+    final_answer: str
+    confidence: float | None
+    tokens: int
+    cost: Decimal
+    request_id: str | None
+    processing_time: float
+
+    def metadata(self) -> dict[str, Any]:
+        return {
+            "engine": "embedded",
+            "tokens_used": self.tokens,
+            "query_id": self.query_id,
+            "request_id": self.request_id,
+            "processing_time": self.processing_time,
+        }
+
+    def result(self) -> QueryResult:
+        return QueryResult(
+            query_id=self.query_id,
+            final_answer=self.final_answer,
+            ftns_charged=float(self.cost),
+            processing_time=self.processing_time,
+            quality_score=None if self.confidence is None else round(100 * self.confidence),
+            session_id=self.session_id,
+            metadata=self.metadata(),
+        )
+
+    def wire(self) -> PRSMResponse:
+        return PRSMResponse(
+            session_id=self.session_id,
+            user_id=self.user_id,
+            final_answer=self.final_answer,
+            confidence_score=self.confidence,
+            context_used=self.tokens,
+            ftns_charged=float(self.cost),
+            metadata=self.metadata(),
+            created_at=datetime.now(UTC),
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class _Refusal:
+    """An error answer, as the node sends it: status, JSON body, headers."""
+
+    status: int
+    body: str
+    headers: dict[str, str] | None = None
+
+    def response(self) -> Response:
+        return Response(
+            self.body, status_code=self.status, media_type="application/json", headers=self.headers
+        )
+
+
 class EmbeddedEngine:
-    def __init__(self, faults: EngineFaults | None = None) -> None:
+    def __init__(
+        self,
+        faults: EngineFaults | None = None,
+        *,
+        timeout_seconds: float = 30.0,
+        unavailable_retry_after: int = 5,
+    ) -> None:
         self.faults = faults or EngineFaults()
         self.queries_answered = 0
+        self._timeout = timeout_seconds
+        self._unavailable_retry_after = unavailable_retry_after
         self._balances: dict[str, Decimal] = {}
-        self._charged: dict[tuple[str, str, str], PRSMResponse] = {}
+        self._charged: dict[tuple[str, UUID, str], _Answer] = {}
         self.app = Starlette(
             routes=[
                 Route("/api/v1/nwtn/query", self.handle_query, methods=["POST"]),
                 Route("/api/v1/stream", self._stream_endpoint, methods=["POST"]),
                 Route("/health", self._health_endpoint, methods=["GET"]),
             ]
+        )
+
+    @classmethod
+    def from_settings(cls, settings: PRSMSettings) -> Self:
+        """The engine a service with no `PRSM_API_URL` answers with, faults as configured."""
+        faults = EngineFaults(
+            latency_seconds=settings.prsm_engine_latency_ms / 1000,
+            fail_next=settings.prsm_engine_fail_next,
+            fail_status=settings.prsm_engine_fail_status,
+        )
+        return cls(
+            faults,
+            timeout_seconds=settings.prsm_timeout_seconds,
+            unavailable_retry_after=settings.prsm_unavailable_retry_after_seconds,
         )
 
     def balance(self, user_id: str) -> Decimal:
@@ -79,47 +170,106 @@ class EmbeddedEngine:
         """The users that have been charged at least once."""
         return list(self._balances)
 
+    # --- in-process: the `Answerer` the service's query path stands on --------------------
+
+    async def query(self, query: PRSMQuery) -> QueryResult:
+        outcome = await self._answer(
+            query.user_id,
+            query.prompt,
+            query.context_allocation,
+            query.session_id,
+            query.request_id,
+        )
+        if isinstance(outcome, _Refusal):
+            # Mapped exactly as the HTTP client maps the same answer from a node.
+            raise error_from_node(
+                outcome.status,
+                outcome.body.encode(),
+                (outcome.headers or {}).get("Retry-After"),
+                self._unavailable_retry_after,
+            )
+        return outcome.result()
+
+    async def stream(self, query: PRSMQuery) -> AsyncIterator[StreamEvent]:
+        result = await self.query(query)
+        for event in _events(result.query_id, result.final_answer, result.ftns_charged):
+            yield event
+
+    async def ping(self) -> bool:
+        return True
+
+    # --- over HTTP: the node's wire protocol -------------------------------------------------
+
     async def _health_endpoint(self, request: Request) -> Response:
         return JSONResponse({"status": "healthy", "engine": "embedded"})
 
     async def handle_query(self, request: Request) -> Response:
-        outcome = await self._answer(request)
-        if isinstance(outcome, Response):
-            return outcome
-        return Response(outcome.model_dump_json(), media_type="application/json")
+        outcome = await self._answer_request(request)
+        if isinstance(outcome, _Refusal):
+            return outcome.response()
+        return Response(outcome.wire().model_dump_json(), media_type="application/json")
 
     async def _stream_endpoint(self, request: Request) -> Response:
-        outcome = await self._answer(request)
-        if isinstance(outcome, Response):
-            return outcome
-        return StreamingResponse(_sse(outcome), media_type="text/event-stream")
+        outcome = await self._answer_request(request)
+        if isinstance(outcome, _Refusal):
+            return outcome.response()
+        events = _events(outcome.query_id, outcome.final_answer, float(outcome.cost))
+        return StreamingResponse(_sse(events), media_type="text/event-stream")
 
-    async def _answer(self, request: Request) -> PRSMResponse | Response:
-        if self.faults.latency_seconds:
-            await asyncio.sleep(self.faults.latency_seconds)
-        if self.faults.fail_next:
-            self.faults.fail_next -= 1
-            return _injected_fault(self.faults.fail_status)
+    async def _answer_request(self, request: Request) -> _Answer | _Refusal:
         try:
             user_input = UserInput.model_validate_json(await request.body())
         except ValidationError as exc:
             return _node_error(
                 422, "validation_error", "Invalid request", {"errors": _error_summary(exc)}
             )
-        return self._charge(user_input, request.headers.get("X-Request-ID"))
+        return await self._answer(
+            user_input.user_id,
+            user_input.prompt,
+            user_input.context_allocation,
+            user_input.session_id,
+            request.headers.get("X-Request-ID"),
+        )
 
-    def _charge(self, user_input: UserInput, request_id: str | None) -> PRSMResponse | Response:
+    # --- the engine itself ---------------------------------------------------------------
+
+    async def _answer(
+        self,
+        user_id: str,
+        prompt: str,
+        allocation: int | None,
+        session_id: UUID | None,
+        request_id: str | None,
+    ) -> _Answer | _Refusal:
+        if self.faults.latency_seconds:
+            try:
+                async with asyncio.timeout(self._timeout):
+                    await asyncio.sleep(self.faults.latency_seconds)
+            except TimeoutError as exc:
+                raise PRSMTimeoutError.after(self._timeout) from exc
+        if self.faults.fail_next:
+            self.faults.fail_next -= 1
+            return _injected_fault(self.faults.fail_status)
+        return self._charge(user_id, prompt, allocation, session_id, request_id)
+
+    def _charge(
+        self,
+        user_id: str,
+        prompt: str,
+        allocation: int | None,
+        session_id: UUID | None,
+        request_id: str | None,
+    ) -> _Answer | _Refusal:
         started = time.perf_counter()
-        key = (user_input.user_id, str(user_input.session_id), user_input.prompt)
-        if user_input.session_id is not None and key in self._charged:
+        key = None if session_id is None else (user_id, session_id, prompt)
+        if key is not None and key in self._charged:
             # The same answer again, and charged once: this request cost nothing, and says so,
             # or whoever keeps accounts from `ftns_charged` would count the charge twice.
-            return self._charged[key].model_copy(update={"ftns_charged": 0.0})
-        answer, confidence = _respond(user_input.prompt)
-        tokens = len(_TOKEN.findall(user_input.prompt)) + len(_TOKEN.findall(answer))
+            return replace(self._charged[key], cost=Decimal(0))
+        answer, confidence = _respond(prompt)
+        tokens = len(_TOKEN.findall(prompt)) + len(_TOKEN.findall(answer))
         cost = tokens * PRICE_PER_TOKEN
-        balance = self.balance(user_input.user_id)
-        allocation = user_input.context_allocation
+        balance = self.balance(user_id)
         available = balance if allocation is None else min(balance, Decimal(allocation))
         if cost > available:
             return _node_error(
@@ -128,27 +278,22 @@ class EmbeddedEngine:
                 "Not enough FTNS for this query",
                 {"required": float(cost), "available": float(available)},
             )
-        self._balances[user_input.user_id] = balance - cost
+        self._balances[user_id] = balance - cost
         self.queries_answered += 1
-        response = PRSMResponse(
-            session_id=user_input.session_id,
-            user_id=user_input.user_id,
+        charged = _Answer(
+            query_id=f"q_{secrets.token_hex(16)}",
+            user_id=user_id,
+            session_id=session_id,
             final_answer=answer,
-            confidence_score=confidence,
-            context_used=tokens,
-            ftns_charged=float(cost),
-            metadata={
-                "engine": "embedded",
-                "tokens_used": tokens,
-                "query_id": f"q_{uuid.uuid4().hex}",
-                "request_id": request_id,
-                "processing_time": round(time.perf_counter() - started, 6),
-            },
-            created_at=datetime.now(UTC),
+            confidence=confidence,
+            tokens=tokens,
+            cost=cost,
+            request_id=request_id,
+            processing_time=round(time.perf_counter() - started, 6),
         )
-        if user_input.session_id is not None:
-            self._charged[key] = response
-        return response
+        if key is not None:
+            self._charged[key] = charged
+        return charged
 
 
 def _respond(prompt: str) -> tuple[str, float | None]:
@@ -195,26 +340,27 @@ def _evaluate_node(node: ast.AST) -> int | float:
     raise ValueError("not arithmetic")
 
 
-async def _sse(response: PRSMResponse) -> AsyncIterator[str]:
-    query_id = str(response.metadata["query_id"])
-    events = [StreamEvent(type="start", query_id=query_id)]
-    words = response.final_answer.split(" ")
-    events += [
-        StreamEvent(type="content", content=" ".join(words[i : i + 4]) + " ")
-        for i in range(0, len(words), 4)
+def _events(query_id: str, final_answer: str, ftns_charged: float) -> list[StreamEvent]:
+    """An answer as the node streams it: start, the words four at a time, end."""
+    words = final_answer.split(" ")
+    return [
+        StreamEvent(type="start", query_id=query_id),
+        *(
+            StreamEvent(type="content", content=" ".join(words[i : i + 4]) + " ")
+            for i in range(0, len(words), 4)
+        ),
+        StreamEvent(type="end", final_answer=final_answer, ftns_charged=ftns_charged),
     ]
-    events.append(
-        StreamEvent(
-            type="end", final_answer=response.final_answer, ftns_charged=response.ftns_charged
-        )
-    )
+
+
+async def _sse(events: list[StreamEvent]) -> AsyncIterator[str]:
     for event in events:
         yield f"data: {event.model_dump_json(exclude_none=True)}\n\n"
 
 
-def _injected_fault(status: int) -> Response:
+def _injected_fault(status: int) -> _Refusal:
     if status == 200:
-        return Response('{"unexpected": "payload"}', media_type="application/json")
+        return _Refusal(200, '{"unexpected": "payload"}')
     if status == 429:
         return _node_error(429, "rate_limited", "Injected rate limit", headers={"Retry-After": "1"})
     if status == 422:
@@ -228,11 +374,9 @@ def _node_error(
     message: str,
     details: dict[str, Any] | None = None,
     headers: dict[str, str] | None = None,
-) -> Response:
+) -> _Refusal:
     body = NodeError(error_type=error_type, message=message, details=details or {})
-    return Response(
-        body.model_dump_json(), status_code=status, media_type="application/json", headers=headers
-    )
+    return _Refusal(status, body.model_dump_json(), headers)
 
 
 def _error_summary(exc: ValidationError) -> list[dict[str, Any]]:
