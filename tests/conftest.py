@@ -26,7 +26,7 @@ from baking import (
     combinations,
     write_cookiecutter_config,
 )
-from docker_engine import ImageReport, image_shapes
+from docker_engine import SETUP_STATUS_VARIABLE, ImageReport, image_shapes
 
 # `--shard=I/N`, which CI uses to split the full matrix, is a plugin of its own: sharding.py.
 pytest_plugins = ["sharding"]
@@ -106,6 +106,13 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     if "manifest_path" in metafunc.fixturenames:
         manifest = template.hook("post_gen_project").MANIFEST
         metafunc.parametrize("manifest_path", sorted({p for ps in manifest.values() for p in ps}))
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """While .ci/run sets a Docker engine up in the background, the image tests go last, so
+    that the others run meanwhile instead of waiting for it."""
+    if os.environ.get(SETUP_STATUS_VARIABLE):
+        items.sort(key=lambda item: item.path.name == "test_docker_images.py")
 
 
 def fuzz_combinations(template: Template, mode: str) -> list[Combination]:

@@ -35,6 +35,10 @@ import pytest
 from baking import TEMPLATE_ROOT, Template, find_uv, write_cookiecutter_config
 
 SKIP_VARIABLE = "TEMPLATE_SKIP_DOCKER_ENGINE"
+# Set by .ci/run while it sets an engine up in the background: the file where that setup's
+# exit status appears once it has ended.
+SETUP_STATUS_VARIABLE = "TEMPLATE_DOCKER_SETUP_STATUS"
+SETUP_TIMEOUT = 1800.0
 # Every container and image the tests make carries this label, with the session's run id.
 RUN_LABEL = "org.cookiecutter-fastapi-prsm.test-run"
 
@@ -131,6 +135,23 @@ def engine_problem() -> str | None:
         return f"no Docker engine answers `docker info` ({why})"
     if compose.returncode != 0:
         return "`docker compose` (compose v2) is not installed"
+    return None
+
+
+def engine_setup_problem() -> str | None:
+    """Where an engine is being set up in the background, wait until that is done: None once
+    it succeeded (or when there is none), else why it did not."""
+    status_file = os.environ.get(SETUP_STATUS_VARIABLE)
+    if not status_file:
+        return None
+    deadline = time.monotonic() + SETUP_TIMEOUT
+    while not Path(status_file).exists():
+        if time.monotonic() > deadline:
+            return f"the engine's setup did not end within {SETUP_TIMEOUT / 60:.0f} min"
+        time.sleep(1)
+    status = Path(status_file).read_text().strip()
+    if status != "0":
+        return f"the engine's setup exited {status} (.ci/run shows its output after the tests)"
     return None
 
 

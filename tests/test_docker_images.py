@@ -48,6 +48,7 @@ from docker_engine import (
     Response,
     answers_http,
     engine_problem,
+    engine_setup_problem,
     ensure_lock,
     http,
     missing_engine_message,
@@ -74,7 +75,7 @@ def docker(
 ) -> Iterator[Docker]:
     if os.environ.get(SKIP_VARIABLE) == "1":
         pytest.skip(f"{SKIP_VARIABLE}=1: the Docker image tests are skipped")
-    if problem := engine_problem():
+    if problem := engine_setup_problem() or engine_problem():
         pytest.fail(missing_engine_message(problem), pytrace=False)
     engine = Docker(uuid.uuid4().hex[:10])
     if pytestconfig.option.docker_no_cache:
