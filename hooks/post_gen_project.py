@@ -52,6 +52,8 @@ MANIFEST: dict[str, tuple[str, ...]] = {
         "Dockerfile",
         ".dockerignore",
         "compose.yaml",
+        "src/{package}/serve.py",
+        "tests/test_serve.py",
     ),
     "use_prometheus+use_redis_cache": (
         "src/{package}/metrics/response_cache.py",

@@ -1,5 +1,5 @@
-"""Fixtures for baking the template, the matrix and fuzz options, the timing table and the
-fuzz case table."""
+"""Fixtures for baking the template, the matrix and fuzz options, the timing table, the
+fuzz case table and the Docker images table."""
 
 from __future__ import annotations
 
@@ -26,6 +26,7 @@ from baking import (
     combinations,
     write_cookiecutter_config,
 )
+from docker_engine import SETUP_STATUS_VARIABLE, ImageReport, image_shapes
 
 # `--shard=I/N`, which CI uses to split the full matrix, is a plugin of its own: sharding.py.
 pytest_plugins = ["sharding"]
@@ -56,8 +57,8 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         choices=["quick", "full"],
         default=os.environ.get("TEMPLATE_MATRIX", "quick"),
         help="quick (default): the cookiecutter.json defaults, all on, all off; "
-        "full: every on/off mix plus all-on on every offered Python "
-        "(env TEMPLATE_MATRIX sets the default)",
+        "full: every on/off mix plus all-on on every offered Python, whose image the "
+        "Docker image tests then build too (env TEMPLATE_MATRIX sets the default)",
     )
     group.addoption(
         "--fuzz",
@@ -65,6 +66,12 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         default=os.environ.get("TEMPLATE_FUZZ", "ci"),
         help="combinations test_fuzz.py fuzzes; ci (default): all off, all on, and each "
         "feature alone; all: every on/off mix (env TEMPLATE_FUZZ sets the default)",
+    )
+    group.addoption(
+        "--docker-no-cache",
+        action="store_true",
+        help="build each image of the Docker image tests from scratch first (cold build "
+        "times); otherwise the engine's BuildKit cache is reused",
     )
     group.addoption(
         "--timings-json",
@@ -91,11 +98,21 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     if "fuzz_combination" in metafunc.fixturenames:
         picked = fuzz_combinations(template, metafunc.config.option.fuzz)
         metafunc.parametrize("fuzz_combination", picked, ids=[fuzz_id(c) for c in picked])
+    if "image_shape" in metafunc.fixturenames:
+        shapes = image_shapes(template, metafunc.config.option.matrix)
+        metafunc.parametrize("image_shape", shapes, ids=[shape.id for shape in shapes])
     if "python_version" in metafunc.fixturenames:
         metafunc.parametrize("python_version", template.python_versions)
     if "manifest_path" in metafunc.fixturenames:
         manifest = template.hook("post_gen_project").MANIFEST
         metafunc.parametrize("manifest_path", sorted({p for ps in manifest.values() for p in ps}))
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """While .ci/run sets a Docker engine up in the background, the image tests go last, so
+    that the others run meanwhile instead of waiting for it."""
+    if os.environ.get(SETUP_STATUS_VARIABLE):
+        items.sort(key=lambda item: item.path.name == "test_docker_images.py")
 
 
 def fuzz_combinations(template: Template, mode: str) -> list[Combination]:
@@ -342,3 +359,4 @@ class FuzzCases:
 def pytest_configure(config: pytest.Config) -> None:
     config.pluginmanager.register(MatrixTimings(config), "template-matrix-timings")
     config.pluginmanager.register(FuzzCases(config), "template-fuzz-cases")
+    config.pluginmanager.register(ImageReport(config), "template-docker-images")

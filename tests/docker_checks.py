@@ -1,46 +1,29 @@
 """Docker checks that need no Docker engine, for one rendered project with `use_docker` on.
 
-Each public function takes the rendered project's path (and, for the ones that run commands,
-the environment its commands run in) and returns problems, one line each; an empty list
-means the check passed.
+Each public function takes the rendered project's path and returns problems, one line each;
+an empty list means the check passed. They are cheap, so the matrix runs them on every
+combination; the images themselves are built and run by a real engine in
+test_docker_images.py, on the combinations that between them hold every part.
 
 - `lint_problems`: hadolint on the Dockerfile, with no rule ignored; the compose file
   against the compose-spec schema (check-jsonschema's vendored copy).
-- `structure_problems`: what the Dockerfile, compose file and .dockerignore must say (pins
-  agree, a non-root user, a health check on every long-running service, ...).
+- `structure_problems`: what the Dockerfile, compose file and .dockerignore must say for the
+  chosen toggles (pins agree, a non-root user, a health check on every long-running service,
+  alembic.ini exactly when auth is on, ...).
 - `workflow_problems`: the CI workflow, which every project has, Docker on or off: valid
   against the GitHub workflow schema, with the service containers and jobs the toggles need.
-- `runtime_problems`: the Dockerfile exercised outside a container. Its build stage runs for
-  real in a scratch directory standing in for the image's file system (`/app` and `/tmp` are
-  mapped to directories of their own; the base image's Python is the local interpreter of the
-  same version), with the build stage's uv commands and environment; the final stage keeps
-  only what its `COPY --from` lines take. Then its ENTRYPOINT + CMD serves on a free local
-  port, its HEALTHCHECK (and compose's) must pass against that server and fail against a
-  closed port, SIGTERM must stop it cleanly; compose's `migrate` command runs against a temp
-  SQLite database and its `worker` command must start, pass its health check and stop.
-
-What this cannot show without an engine is listed in `NOT_VERIFIED`.
 """
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import re
 import shlex
 import shutil
-import signal
-import socket
-import sqlite3
 import subprocess
 import sys
-import tempfile
-import time
-import urllib.error
-import urllib.request
-import uuid
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -48,26 +31,7 @@ from typing import Any
 import yaml
 
 WORKFLOW = ".github/workflows/ci.yml"
-
-# Bounds on waiting for a process to come up or go down; a process slower than these is
-# reported as hung, not measured.
-START_TIMEOUT = 60.0
-STOP_TIMEOUT = 30.0
-
-NOT_VERIFIED = (
-    "the image build itself (BuildKit cache and bind mounts, layer reuse when only the source"
-    " changes, pulling the python, uv, redis and postgres images and their pinned tags)",
-    "the non-root user: commands run here as the test's own user",
-    "read_only, tmpfs, cap_drop and no-new-privileges in compose",
-    "container networking: service names as host names, the published port",
-    "the health checks of the redis and postgres images (their commands run here against the"
-    " local servers, not inside those images)",
-    "docker compose's own reading of the file (interpolation, merge keys, depends_on order,"
-    " `up --wait` with the one-shot migrate service)",
-    "signal delivery through docker-init (`init: true`) and `stop_grace_period`; here SIGTERM"
-    " goes straight to the command, which must exit 0, but no request is in flight then",
-    "the GitHub Actions workflow run itself",
-)
+UV_IMAGE = "ghcr.io/astral-sh/uv:"
 
 
 # --- tools -------------------------------------------------------------------------------
@@ -125,10 +89,6 @@ class Instruction:
             return None
         return value if isinstance(value, list) and all(isinstance(v, str) for v in value) else None
 
-    def argv(self) -> list[str]:
-        """What the instruction runs: its exec form, or `/bin/sh -c` with its shell form."""
-        return self.exec_form or ["/bin/sh", "-c", self.arguments]
-
 
 @dataclass
 class Stage:
@@ -182,27 +142,11 @@ def parse_dockerfile(text: str) -> list[Stage]:
     return stages
 
 
-_VARIABLE = re.compile(r"\$(?:\{([A-Za-z_][A-Za-z0-9_]*)\}|([A-Za-z_][A-Za-z0-9_]*))")
-
-
-def expand(value: str, env: Mapping[str, str]) -> str:
-    """`$NAME` and `${NAME}` as Docker expands them in ENV, WORKDIR and COPY."""
-    return _VARIABLE.sub(lambda m: env.get(m.group(1) or m.group(2), ""), value)
-
-
 def env_pairs(instruction: Instruction) -> list[tuple[str, str]]:
     words = shlex.split(instruction.arguments)
     if len(words) >= 2 and "=" not in words[0]:  # legacy `ENV NAME value`
         return [(words[0], " ".join(words[1:]))]
     return [tuple(word.split("=", 1)) for word in words]  # type: ignore[misc]
-
-
-def healthcheck_parts(instruction: Instruction) -> tuple[dict[str, str], Instruction]:
-    """Options and the CMD of a HEALTHCHECK instruction."""
-    options = {name: values[-1] for name, values in instruction.flags.items()}
-    keyword, _, command = instruction.arguments.partition(" ")
-    assert keyword.upper() == "CMD", instruction.arguments
-    return options, Instruction("CMD", {}, command.strip(), instruction.line)
 
 
 # --- .dockerignore -----------------------------------------------------------------------
@@ -253,26 +197,6 @@ def is_ignored(relative: str, rules: Sequence[tuple[bool, str]]) -> bool:
 # --- compose -----------------------------------------------------------------------------
 
 
-_INTERPOLATION = re.compile(r"\$\$|\$\{([A-Za-z_][A-Za-z0-9_]*)(?::?-([^}]*))?\}")
-
-
-def interpolate(value: Any, env: Mapping[str, str]) -> Any:
-    """Compose's `${NAME:-default}` and `$$` in every string of a loaded compose value."""
-    if isinstance(value, str):
-
-        def replace(match: re.Match[str]) -> str:
-            if match.group(0) == "$$":
-                return "$"
-            return env.get(match.group(1)) or (match.group(2) or "")
-
-        return _INTERPOLATION.sub(replace, value)
-    if isinstance(value, list):
-        return [interpolate(item, env) for item in value]
-    if isinstance(value, dict):
-        return {key: interpolate(item, env) for key, item in value.items()}
-    return value
-
-
 def load_compose(project: Path) -> dict[str, Any]:
     loaded = yaml.safe_load((project / "compose.yaml").read_text())
     return loaded if isinstance(loaded, dict) else {}
@@ -287,13 +211,6 @@ def compose_test_argv(test: Any) -> list[str]:
         return ["/bin/sh", "-c", " ".join(rest)]
     assert kind == "CMD", test
     return list(rest)
-
-
-def service_environment(service: Mapping[str, Any]) -> dict[str, str]:
-    environment = service.get("environment") or {}
-    if isinstance(environment, list):
-        environment = dict(item.split("=", 1) for item in environment)
-    return {key: "" if value is None else str(value) for key, value in environment.items()}
 
 
 # --- static checks -------------------------------------------------------------------------
@@ -355,13 +272,23 @@ def structure_problems(project: Path, answers: Mapping[str, Any]) -> list[str]:
     return problems
 
 
-def uv_image_version(stages: Sequence[Stage]) -> str | None:
+def uv_image_versions(stages: Sequence[Stage]) -> set[str]:
+    """The tags of the uv image wherever the Dockerfile takes uv from it (COPY --from, and
+    RUN --mount=from= for a step that uses uv without keeping it)."""
+    versions = set()
     for stage in stages:
         for copy in stage.all("COPY"):
-            for source in copy.flags.get("from", []):
-                if source.startswith("ghcr.io/astral-sh/uv:"):
-                    return source.rpartition(":")[2]
-    return None
+            versions |= {
+                source.removeprefix(UV_IMAGE)
+                for source in copy.flags.get("from", [])
+                if source.startswith(UV_IMAGE)
+            }
+        for run in stage.all("RUN"):
+            for mount in run.flags.get("mount", []):
+                origin = dict(part.split("=", 1) for part in mount.split(",") if "=" in part)
+                if origin.get("from", "").startswith(UV_IMAGE):
+                    versions.add(origin["from"].removeprefix(UV_IMAGE))
+    return versions
 
 
 def _dockerfile_structure(project: Path, answers: Mapping[str, Any]) -> list[str]:
@@ -376,9 +303,11 @@ def _dockerfile_structure(project: Path, answers: Mapping[str, Any]) -> list[str
     for stage in stages:
         if stage.image.startswith("python") and stage.image != f"python:{python}-slim":
             problems.append(f"{where}: FROM {stage.image}, expected python:{python}-slim")
-    uv = uv_image_version(stages)
-    if uv is None or not re.fullmatch(r"\d+\.\d+\.\d+", uv):
-        problems.append(f"{where}: uv comes from no image pinned to an exact version ({uv!r})")
+    uv = uv_image_versions(stages)
+    if len(uv) != 1 or not re.fullmatch(r"\d+\.\d+\.\d+", next(iter(uv))):
+        problems.append(
+            f"{where}: uv comes from no single image pinned to an exact version ({sorted(uv)})"
+        )
     final = stages[-1]
     build = next((s for s in stages if any("uv sync" in r.arguments for r in s.all("RUN"))), None)
     if build is None or build is final:
@@ -407,8 +336,13 @@ def _dockerfile_structure(project: Path, answers: Mapping[str, Any]) -> list[str
             problems.append(f"{where}:{run.line}: `uv sync` without --locked --no-dev")
     if any("from" in c.flags and "astral-sh/uv" in c.flags["from"][0] for c in final.all("COPY")):
         problems.append(f"{where}: the final stage carries uv")
-    if any(re.search(r"apt-get|apk add|pip install", r.arguments) for r in final.all("RUN")):
-        problems.append(f"{where}: the final stage installs packages")
+    for run in final.all("RUN"):
+        # The one install allowed there: the project's own wheel, from the build stage.
+        own_wheel = re.search(r"\buv pip install\b", run.arguments) and all(
+            option in run.arguments for option in ("--no-deps", "--offline", "--no-cache")
+        )
+        if re.search(r"apt-get|apk add|pip install", run.arguments) and not own_wheel:
+            problems.append(f"{where}:{run.line}: the final stage installs packages")
     env = dict(pair for instruction in final.all("ENV") for pair in env_pairs(instruction))
     for name in ("PYTHONDONTWRITEBYTECODE", "PYTHONUNBUFFERED"):
         if env.get(name) != "1":
@@ -427,8 +361,8 @@ def _dockerfile_structure(project: Path, answers: Mapping[str, Any]) -> list[str
     cmd = final.last("CMD")
     if cmd is None or cmd.exec_form is None:
         problems.append(f"{where}: CMD is not in exec form (SIGTERM would go to a shell)")
-    elif cmd.exec_form[:2] != ["uvicorn", "--factory"]:
-        problems.append(f"{where}: CMD does not start uvicorn's app factory: {cmd.exec_form}")
+    elif cmd.exec_form != ["python", "-m", f"{answers['package_name']}.serve"]:
+        problems.append(f"{where}: CMD does not start the server through serve.py: {cmd.exec_form}")
     entrypoint = final.last("ENTRYPOINT")
     if entrypoint is not None and entrypoint.exec_form is None:
         problems.append(f"{where}: ENTRYPOINT is not in exec form (SIGTERM would go to a shell)")
@@ -535,6 +469,8 @@ def _compose_structure(project: Path, answers: Mapping[str, Any]) -> list[str]:
             env_files = service.get("env_file") or []
             if not any(isinstance(f, dict) and f.get("path") == ".env" for f in env_files):
                 problems.append(f"{label}: does not read .env")
+            if missing := hardening_missing(service):
+                problems.append(f"{label}: runs the image without {', '.join(missing)}")
         elif ":" not in str(service.get("image", "")):
             problems.append(f"{label}: image {service.get('image')!r} has no tag")
     for name in ("postgres", "redis"):
@@ -543,6 +479,20 @@ def _compose_structure(project: Path, answers: Mapping[str, Any]) -> list[str]:
         ):
             problems.append(f"{where}: service {name} keeps its data in no named volume")
     return problems
+
+
+def hardening_missing(service: Mapping[str, Any]) -> list[str]:
+    """What a container of the service's image lacks of: an init process, a read-only root
+    with a tmpfs /tmp, no capabilities, and no way to gain privileges."""
+    security = " ".join(map(str, service.get("security_opt") or []))
+    wanted = {
+        "init: true": service.get("init") is True,
+        "read_only: true": service.get("read_only") is True,
+        "a tmpfs /tmp": "/tmp" in (service.get("tmpfs") or []),
+        "cap_drop: [ALL]": "ALL" in (service.get("cap_drop") or []),
+        "no-new-privileges": "no-new-privileges" in security,
+    }
+    return [name for name, present in wanted.items() if not present]
 
 
 def _workflow_structure(project: Path, answers: Mapping[str, Any]) -> list[str]:
@@ -559,21 +509,23 @@ def _workflow_structure(project: Path, answers: Mapping[str, Any]) -> list[str]:
     if answers["use_docker"] != ("docker" in jobs):
         problems.append(f"{where}: docker job present: {'docker' in jobs}")
     if "docker" in jobs:
-        runs = " ".join(step.get("run", "") for step in jobs["docker"].get("steps", []))
+        compose = load_compose(project)
+        steps = jobs["docker"].get("steps", [])
+        runs = " ".join(step.get("run", "") for step in steps)
         for needed in ("docker compose up", "--wait", "/health/ready", "hadolint"):
             if needed not in runs:
                 problems.append(f"{where}: the docker job never runs {needed!r}")
+        problems += _image_build_problems(steps, compose)
         stages = parse_dockerfile((project / "Dockerfile").read_text())
-        pinned = uv_image_version(stages)
+        pinned = uv_image_versions(stages)
         versions = {
             str(step["with"]["version"])
             for job in jobs.values()
             for step in job.get("steps", [])
             if "setup-uv" in step.get("uses", "") and "version" in (step.get("with") or {})
         }
-        if versions != {pinned}:
-            problems.append(f"{where}: uv {sorted(versions)}, the Dockerfile pins {pinned}")
-        compose = load_compose(project)
+        if versions != pinned:
+            problems.append(f"{where}: uv {sorted(versions)}, the Dockerfile pins {sorted(pinned)}")
         for name, container in ((jobs.get("checks") or {}).get("services") or {}).items():
             image = (compose.get("services", {}).get(name) or {}).get("image")
             if image and container.get("image") != image:
@@ -583,479 +535,39 @@ def _workflow_structure(project: Path, answers: Mapping[str, Any]) -> list[str]:
     return problems
 
 
-# --- running the Dockerfile outside a container ------------------------------------------
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-@dataclass
-class Filesystem:
-    """Container paths mapped onto a scratch directory: `/app` and `/tmp` get their own."""
-
-    root: Path
-
-    @property
-    def prefixes(self) -> dict[str, Path]:
-        return {"/app": self.root / "app", "/tmp": self.root / "tmp"}
-
-    def host(self, container_path: str, workdir: str = "/") -> Path:
-        absolute = os.path.normpath(os.path.join(workdir, container_path))
-        for prefix, host in self.prefixes.items():
-            if absolute == prefix or absolute.startswith(prefix + "/"):
-                return host / os.path.relpath(absolute, prefix)
-        raise ValueError(f"{absolute} is outside the paths this simulation maps")
-
-    def translate(self, text: str) -> str:
-        """Container paths inside a value (PATH, an argument) rewritten to host paths, in one
-        pass: the scratch directory may itself lie under a host /tmp."""
-        prefixes = self.prefixes
-        pattern = "|".join(re.escape(prefix) for prefix in prefixes)
-        return re.sub(
-            rf"(?<![\w./-])({pattern})(?=/|:|$|\"|')",
-            lambda match: str(prefixes[match.group(1)]),
-            text,
-        )
-
-
-@dataclass
-class Image:
-    """The final stage as built by `simulate_build`: its environment, workdir and commands."""
-
-    fs: Filesystem
-    env: dict[str, str]
-    workdir: Path
-    entrypoint: list[str]
-    cmd: list[str]
-    healthcheck: list[str]
-
-
-class BuildFailed(Exception):
-    pass
-
-
-def _copy_in(source: Path, target: Path) -> None:
-    if source.is_dir():
-        shutil.copytree(source, target, symlinks=True, dirs_exist_ok=True)
-    else:
-        target.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy2(source, target)
-
-
-def simulate_build(
-    project: Path, base_env: Mapping[str, str], fs: Filesystem, *, python: str, uv: str
-) -> Image:
-    """Follow the Dockerfile stage by stage on `fs`; the base image's Python is `python`."""
-    stages = parse_dockerfile((project / "Dockerfile").read_text())
-    rules = dockerignore_rules(project)
-    for host in fs.prefixes.values():
-        host.mkdir(parents=True, exist_ok=True)
-    snapshots: dict[str, Path] = {}
-    shims = fs.root / "bin"  # stands in for the image's /bin, where the uv image's binary goes
-    shims.mkdir()
-    image: Image | None = None
-    for index, stage in enumerate(stages):
-        final = index == len(stages) - 1
-        env = dict(base_env)
-        workdir = "/"
-        entrypoint: list[str] = []
-        cmd: list[str] = []
-        healthcheck: list[str] = []
-        for instruction in stage.instructions:
-            keyword = instruction.keyword
-            if keyword == "ENV":
-                for name, value in env_pairs(instruction):
-                    env[name] = expand(fs.translate(value), env)
-            elif keyword == "WORKDIR":
-                workdir = os.path.normpath(
-                    os.path.join(workdir, expand(instruction.arguments, env))
-                )
-                fs.host(workdir).mkdir(parents=True, exist_ok=True)
-            elif keyword == "COPY":
-                _simulate_copy(project, instruction, fs, workdir, env, rules, snapshots, shims, uv)
-            elif keyword == "RUN" and not final:
-                run_env = {**env, "UV_PYTHON": python, "PATH": f"{shims}:{env.get('PATH', '')}"}
-                _simulate_run(project, instruction, fs, workdir, run_env)
-            elif keyword == "ENTRYPOINT":
-                entrypoint = [fs.translate(arg) for arg in instruction.argv()]
-            elif keyword == "CMD":
-                cmd = [fs.translate(arg) for arg in instruction.argv()]
-            elif keyword == "HEALTHCHECK":
-                probe = healthcheck_parts(instruction)[1]
-                healthcheck = [fs.translate(arg) for arg in probe.argv()]
-        if final:
-            image = Image(fs, env, fs.host(workdir), entrypoint, cmd, healthcheck)
-        elif stage.name:
-            # The next stage starts from a clean base: what this one made is only reachable
-            # through COPY --from.
-            snapshot = fs.root / f"stage-{stage.name}"
-            snapshot.mkdir()
-            for prefix, host in fs.prefixes.items():
-                host.rename(snapshot / prefix.strip("/"))
-                host.mkdir()
-            snapshots[stage.name] = snapshot
-    assert image is not None
-    return image
-
-
-def _simulate_copy(
-    project: Path,
-    instruction: Instruction,
-    fs: Filesystem,
-    workdir: str,
-    env: Mapping[str, str],
-    rules: Sequence[tuple[bool, str]],
-    snapshots: Mapping[str, Path],
-    shims: Path,
-    uv: str,
-) -> None:
-    *sources, destination = shlex.split(expand(instruction.arguments, env))
-    origin = (instruction.flags.get("from") or [None])[0]
-    for source in sources:
-        if origin is None:
-            if is_ignored(source.rstrip("/"), rules) or not (project / source).exists():
-                raise BuildFailed(f"COPY {source}: not in the build context")
-            _copy_into(project / source, destination, source, fs, workdir)
-        elif origin in snapshots:
-            snapshot = snapshots[origin]
-            relative = os.path.relpath(os.path.normpath(source), "/")
-            if not (snapshot / relative).exists():
-                raise BuildFailed(f"COPY --from={origin} {source}: the stage has no such file")
-            _copy_into(snapshot / relative, destination, source, fs, workdir)
-        elif origin.startswith("ghcr.io/astral-sh/uv:") and source == "/uv":
-            (shims / "uv").symlink_to(uv)
-        else:
-            raise BuildFailed(f"COPY --from={origin} {source}: not something this simulation has")
-
-
-def _copy_into(source: Path, destination: str, name: str, fs: Filesystem, workdir: str) -> None:
-    if destination.endswith("/") or destination in (".", "./"):
-        target = fs.host(
-            os.path.join(destination, Path(name).name if source.is_file() else ""), workdir
-        )
-    else:
-        target = fs.host(destination, workdir)
-    _copy_in(source, target)
-
-
-def _simulate_run(
-    project: Path,
-    instruction: Instruction,
-    fs: Filesystem,
-    workdir: str,
-    env: Mapping[str, str],
-) -> None:
-    """A build-stage RUN, with its bind mounts present for its duration only. (The final
-    stage's RUN creates the user, which needs root inside an image: not run here.)"""
-    argv = instruction.argv()
-    cwd = fs.host(workdir)
-    mounted = []
-    for mount in instruction.flags.get("mount", []):
-        options = dict(part.split("=", 1) for part in mount.split(",") if "=" in part)
-        if options.get("type") == "bind":
-            target = fs.host(options["target"], workdir)
-            _copy_in(project / options["source"], target)
-            mounted.append(target)
-    try:
-        result = _run(argv, cwd=cwd, env=env, timeout=600)
-    finally:
-        for target in mounted:  # a bind mount is gone once its RUN ends
-            target.unlink()
-    if result.returncode != 0:
-        raise BuildFailed(
-            f"RUN (line {instruction.line}) {instruction.arguments} exited {result.returncode}\n"
-            f"{_tail(result.stdout + result.stderr)}"
-        )
-
-
-@dataclass
-class Process:
-    popen: subprocess.Popen[bytes]
-    log: Path
-
-    def output(self) -> str:
-        return self.log.read_text(errors="replace")
-
-    def stop(self) -> int | None:
-        """SIGTERM, as `docker stop` sends; the exit status, or None if it did not stop."""
-        if self.popen.poll() is None:
-            self.popen.send_signal(signal.SIGTERM)
-        try:
-            return self.popen.wait(timeout=STOP_TIMEOUT)
-        except subprocess.TimeoutExpired:
-            return None
-
-    def kill(self) -> None:
-        if self.popen.poll() is None:
-            with contextlib.suppress(ProcessLookupError):
-                os.killpg(self.popen.pid, signal.SIGKILL)
-            self.popen.wait()
-
-
-@contextlib.contextmanager
-def started(
-    argv: Sequence[str], *, cwd: Path, env: Mapping[str, str], log: Path
-) -> Iterator[Process]:
-    with log.open("wb") as sink:
-        popen = subprocess.Popen(
-            list(argv),
-            cwd=cwd,
-            env=dict(env),
-            stdout=sink,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-    process = Process(popen, log)
-    try:
-        yield process
-    finally:
-        process.kill()
-
-
-def _get(url: str) -> tuple[int, bytes]:
-    try:
-        with urllib.request.urlopen(url, timeout=5) as response:
-            return response.status, response.read()
-    except urllib.error.HTTPError as error:
-        return error.code, error.read()
-
-
-def wait_until_serving(process: Process, url: str) -> str | None:
-    """None once `url` answers 200; else why not."""
-    deadline = time.monotonic() + START_TIMEOUT
-    while time.monotonic() < deadline:
-        if process.popen.poll() is not None:
-            return f"exited {process.popen.returncode} before serving:\n{_tail(process.output())}"
-        with contextlib.suppress(OSError):
-            if _get(url)[0] == 200:
-                return None
-        time.sleep(0.2)
-    return f"no answer from {url} within {START_TIMEOUT:.0f} s:\n{_tail(process.output())}"
-
-
-def wait_for_output(process: Process, text: str) -> str | None:
-    deadline = time.monotonic() + START_TIMEOUT
-    while time.monotonic() < deadline:
-        if text in process.output():
-            return None
-        if process.popen.poll() is not None:
-            return f"exited {process.popen.returncode} before {text!r}:\n{_tail(process.output())}"
-        time.sleep(0.2)
-    return f"no {text!r} within {START_TIMEOUT:.0f} s:\n{_tail(process.output())}"
-
-
-def runtime_problems(
-    project: Path, answers: Mapping[str, Any], env: Mapping[str, str], *, python: str, uv: str
+def _image_build_problems(
+    steps: Sequence[Mapping[str, Any]], compose: Mapping[str, Any]
 ) -> list[str]:
-    """Build, migrate, serve, probe, stop: see the module's docstring."""
-    if not (project / "uv.lock").exists():
-        # What the README tells a user without a lock to do.
-        result = _run([uv, "lock", "--quiet"], cwd=project, env=env)
-        if result.returncode != 0:
-            return [f"uv lock exited {result.returncode}:\n{_tail(result.stderr)}"]
-    # The image sets its own PYTHON* variables; the host's (a bytecode cache prefix, say) would
-    # make its processes behave differently from the container's.
-    base = {key: value for key, value in env.items() if not key.startswith("PYTHON")}
-    with tempfile.TemporaryDirectory(prefix="docker-check-") as scratch:
-        fs = Filesystem(Path(scratch))
-        try:
-            image = simulate_build(project, base, fs, python=python, uv=uv)
-        except BuildFailed as error:
-            return [f"[build] {error}"]
-        return _run_services(project, answers, image, base)
-
-
-def _local_addresses(
-    answers: Mapping[str, Any], env: Mapping[str, str], fs: Filesystem
-) -> dict[str, str]:
-    """Where the commands find the backing services here, instead of compose's host names."""
-    local: dict[str, str] = {}
-    if answers["use_redis_cache"] or answers["use_background_jobs"]:
-        local["REDIS_URL"] = env.get("REDIS_URL", "redis://127.0.0.1:6379/0")
-        local["REDIS_KEY_PREFIX"] = f"docker-check-{uuid.uuid4().hex}:"
-    if answers["use_auth"]:
-        local["DATABASE_URL"] = f"sqlite+aiosqlite:///{fs.root / 'migrated.db'}"
-    return local
-
-
-def _run_services(
-    project: Path, answers: Mapping[str, Any], image: Image, env: Mapping[str, str]
-) -> list[str]:
-    compose = load_compose(project)
-    services = compose.get("services") or {}
-    local = _local_addresses(answers, env, image.fs)
-
-    def service_env(name: str) -> dict[str, str]:
-        declared = interpolate(service_environment(services.get(name) or {}), {})
-        return {**image.env, **declared, **local}
-
+    """The image is built by docker/build-push-action under the name compose runs it by, and
+    compose starts that image instead of building its own without the action's cache."""
+    where = WORKFLOW
+    image = ((compose.get("services") or {}).get("api") or {}).get("image", "")
+    builds = [
+        step for step in steps if str(step.get("uses", "")).startswith("docker/build-push-action@")
+    ]
+    if not builds:
+        return [f"{where}: the docker job does not build the image with docker/build-push-action"]
+    settings = builds[0].get("with") or {}
     problems = []
-    try:
-        if "migrate" in services:
-            problems += _check_migrate(services["migrate"], image, service_env("migrate"), local)
-            if problems:
-                return problems
-        problems += _check_api(services.get("api") or {}, answers, image, service_env("api"))
-        if "worker" in services:
-            problems += _check_worker(services["worker"], image, service_env("worker"))
-        for name in ("redis", "postgres"):
-            if name in services:
-                problems += _check_backing_healthcheck(name, services[name], env)
-    finally:
-        if "REDIS_KEY_PREFIX" in local:
-            _delete_keys(image, local)
+    if settings.get("load") is not True or settings.get("push", False) is not False:
+        problems.append(f"{where}: the image is not loaded into the runner's engine (load: true)")
+    tags = str(settings.get("tags", "")).replace(",", "\n").split()
+    if f"{image}:latest" not in tags and image not in tags:
+        problems.append(f"{where}: the image is tagged {tags}, compose runs {image!r}")
+    ups = [step.get("run", "") for step in steps if "docker compose up" in step.get("run", "")]
+    if not all("--no-build" in up for up in ups):
+        problems.append(f"{where}: `docker compose up` builds the image again")
     return problems
 
 
-def _check_migrate(
-    service: Mapping[str, Any], image: Image, env: Mapping[str, str], local: Mapping[str, str]
-) -> list[str]:
-    argv = [*image.entrypoint, *interpolate(service["command"], {})]
-    result = _run(argv, cwd=image.workdir, env=env, timeout=120)
-    if result.returncode != 0:
-        output = _tail(result.stdout + result.stderr)
-        return [f"[migrate] `{' '.join(argv)}` exited {result.returncode}:\n{output}"]
-    database = Path(local["DATABASE_URL"].split("///", 1)[1])
-    with contextlib.closing(sqlite3.connect(database)) as connection:
-        rows = connection.execute("SELECT version_num FROM alembic_version").fetchall()
-    if not rows:
-        return ["[migrate] alembic_version is empty after `alembic upgrade head`"]
-    return []
-
-
-def _check_api(
-    service: Mapping[str, Any], answers: Mapping[str, Any], image: Image, env: Mapping[str, str]
-) -> list[str]:
-    port = str(free_port())
-    env = {**env, "UVICORN_HOST": "127.0.0.1", "UVICORN_PORT": port}
-    if answers["use_prometheus"]:
-        # Two worker processes, as WEB_CONCURRENCY > 1 runs them: the metrics of both must
-        # reach /metrics through PROMETHEUS_MULTIPROC_DIR.
-        env["WEB_CONCURRENCY"] = "2"
-    argv = [*image.entrypoint, *image.cmd]
-    problems = []
-    with started(argv, cwd=image.workdir, env=env, log=image.fs.root / "api.log") as api:
-        base = f"http://127.0.0.1:{port}"
-        if why := wait_until_serving(api, f"{base}/health"):
-            return [f"[api] `{' '.join(argv)}` {why}"]
-        checks = {"Dockerfile HEALTHCHECK": image.healthcheck}
-        if test := (service.get("healthcheck") or {}).get("test"):
-            checks["compose api healthcheck"] = compose_test_argv(interpolate(test, {}))
-        closed = str(free_port())
-        for label, probe in checks.items():
-            result = _run(probe, cwd=image.workdir, env=env, timeout=30)
-            if result.returncode != 0:
-                problems.append(
-                    f"[api] {label} failed against the running server:\n{_tail(result.stderr)}"
-                )
-            result = _run(probe, cwd=image.workdir, env={**env, "UVICORN_PORT": closed}, timeout=30)
-            if result.returncode == 0:
-                problems.append(f"[api] {label} passes with nothing listening")
-        status, body = _get(f"{base}/health/ready")
-        if status != 200:
-            problems.append(f"[api] GET /health/ready answered {status}: {body[:300]!r}")
-        if answers["use_prometheus"]:
-            problems += _check_multiprocess_metrics(base, env)
-        code = api.stop()
-        # uvicorn finishes its shutdown, then exits by the signal it caught (or 0 as the
-        # supervisor of several workers): both are a clean stop once the lifespan has closed.
-        if code is None:
-            problems.append(f"[api] still running {STOP_TIMEOUT:.0f} s after SIGTERM")
-        elif (
-            code not in (0, -signal.SIGTERM) or "Application shutdown complete" not in api.output()
-        ):
-            problems.append(f"[api] exited {code} on SIGTERM:\n{_tail(api.output())}")
-    return problems
-
-
-def _check_multiprocess_metrics(base: str, env: Mapping[str, str]) -> list[str]:
-    status, _ = _get(f"{base}/metrics")
-    if status != 200:
-        return [f"[api] GET /metrics answered {status} with PROMETHEUS_MULTIPROC_DIR set"]
-    directory = Path(env["PROMETHEUS_MULTIPROC_DIR"])
-    if not any(directory.glob("*.db")):
-        return [f"[api] no worker wrote metrics to PROMETHEUS_MULTIPROC_DIR ({directory})"]
-    return []
-
-
-def _check_worker(service: Mapping[str, Any], image: Image, env: Mapping[str, str]) -> list[str]:
-    argv = [*image.entrypoint, *interpolate(service["command"], {})]
-    problems = []
-    with started(argv, cwd=image.workdir, env=env, log=image.fs.root / "worker.log") as worker:
-        # taskiq's receiver logs this once a worker process consumes the queue.
-        if why := wait_for_output(worker, "Listening started"):
-            return [f"[worker] `{' '.join(argv)}` {why}"]
-        test = (service.get("healthcheck") or {}).get("test")
-        if test:
-            result = _run(
-                compose_test_argv(interpolate(test, {})), cwd=image.workdir, env=env, timeout=30
-            )
-            if result.returncode != 0:
-                problems.append(f"[worker] its healthcheck failed:\n{_tail(result.stderr)}")
-            unreachable = {**env, "REDIS_URL": f"redis://127.0.0.1:{free_port()}/0"}
-            result = _run(
-                compose_test_argv(interpolate(test, {})),
-                cwd=image.workdir,
-                env=unreachable,
-                timeout=30,
-            )
-            if result.returncode == 0:
-                problems.append("[worker] its healthcheck passes with the broker unreachable")
-        code = worker.stop()
-        if code is None:
-            problems.append(f"[worker] still running {STOP_TIMEOUT:.0f} s after SIGTERM")
-        elif code != 0:
-            problems.append(f"[worker] exited {code} on SIGTERM:\n{_tail(worker.output())}")
-    return problems
-
-
-def _check_backing_healthcheck(
-    name: str, service: Mapping[str, Any], env: Mapping[str, str]
-) -> list[str]:
-    """The image's probe command, run here against the local server of the same kind."""
-    test = (service.get("healthcheck") or {}).get("test")
-    argv = compose_test_argv(interpolate(test, {}))
-    tool = {"redis": "redis-cli", "postgres": "pg_isready"}[name]
-    if shutil.which(tool) is None:
-        return [f"[{name}] {tool} is not installed here, so its healthcheck cannot be run"]
-    declared = interpolate(service_environment(service), {})
-    result = _run(argv, env={**env, **declared}, timeout=30)
-    if result.returncode != 0:
-        output = _tail(result.stdout + result.stderr)
-        return [f"[{name}] healthcheck {argv} failed against the local {name}:\n{output}"]
-    return []
-
-
-def _delete_keys(image: Image, local: Mapping[str, str]) -> None:
-    python = image.workdir / ".venv" / "bin" / "python"
-    script = (
-        "import os, redis\n"
-        "client = redis.Redis.from_url(os.environ['REDIS_URL'])\n"
-        "keys = list(client.scan_iter(match=os.environ['REDIS_KEY_PREFIX'] + '*'))\n"
-        "if keys: client.delete(*keys)\n"
-    )
-    if python.exists():
-        _run([str(python), "-c", script], env={**os.environ, **local}, timeout=30)
-
-
-def project_problems(
-    project: Path, answers: Mapping[str, Any], env: Mapping[str, str], *, python: str, uv: str
-) -> list[str]:
+def project_problems(project: Path, answers: Mapping[str, Any]) -> list[str]:
     """For any combination: the workflow, and with Docker on every Docker check."""
     if answers["use_docker"]:
-        return docker_problems(project, answers, env, python=python, uv=uv)
+        return docker_problems(project, answers)
     return workflow_problems(project, answers)
 
 
-def docker_problems(
-    project: Path, answers: Mapping[str, Any], env: Mapping[str, str], *, python: str, uv: str
-) -> list[str]:
+def docker_problems(project: Path, answers: Mapping[str, Any]) -> list[str]:
     """Every check above, for a project rendered with `use_docker` on."""
     problems = lint_problems(project) + structure_problems(project, answers)
-    problems += workflow_problems(project, answers)
-    problems += runtime_problems(project, answers, env, python=python, uv=uv)
-    return problems
+    return problems + workflow_problems(project, answers)

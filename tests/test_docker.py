@@ -1,5 +1,6 @@
-"""The Docker checks of docker_checks.py on a few representative combinations, the checks
-catching a broken setup, and the post-generation lock step. No Docker engine is needed."""
+"""The static Docker checks of docker_checks.py on a few representative combinations, the
+checks catching a broken setup, and the post-generation lock step. No Docker engine is needed
+(test_docker_images.py builds and runs the images)."""
 
 from __future__ import annotations
 
@@ -14,11 +15,11 @@ from typing import Any
 import pytest
 import yaml
 
-from baking import BakedProject, Template, find_python, find_uv
+from baking import BakedProject, Template, find_uv
 from docker_checks import (
+    WORKFLOW,
     docker_problems,
     lint_problems,
-    runtime_problems,
     structure_problems,
     workflow_problems,
 )
@@ -41,17 +42,13 @@ def _bake(bake: Callable[..., BakedProject], template: Template, **on: bool) -> 
     return bake(**{**dict.fromkeys(template.toggles, False), **on})
 
 
-def _tools(project: BakedProject) -> dict[str, str]:
-    return {"python": find_python(str(project.answers["python_version"])), "uv": find_uv()}
-
-
 @pytest.mark.parametrize("toggles", DOCKER_COMBINATIONS.values(), ids=DOCKER_COMBINATIONS.keys())
 def test_docker_checks_pass(
     bake: Callable[..., BakedProject], template: Template, toggles: dict[str, bool]
 ) -> None:
     project = _bake(bake, template, **toggles)
 
-    problems = docker_problems(project.path, project.answers, project.env, **_tools(project))
+    problems = docker_problems(project.path, project.answers)
 
     assert not problems, "\n\n".join(problems)
 
@@ -82,7 +79,13 @@ def test_the_static_checks_catch_a_broken_setup(
 ) -> None:
     project = _bake(bake, template, use_docker=True, use_redis_cache=True)
     _edit(project, "Dockerfile", "USER 10001:10001", "USER root")
-    _edit(project, "Dockerfile", "uv sync --locked --no-dev --no-editable", "uv sync --no-editable")
+    _edit(
+        project,
+        "Dockerfile",
+        "uv sync --locked --no-dev --no-install-project",
+        "uv sync --no-install-project",
+    )
+    _edit(project, "Dockerfile", "--no-deps --offline", "--offline")
     python = project.answers["python_version"]
     _edit(project, "Dockerfile", f"FROM python:{python}-slim AS runtime", "FROM python:3.9-slim")
     _edit(project, "compose.yaml", "name: ", 'version: "3.8"\nname: ')
@@ -95,6 +98,7 @@ def test_the_static_checks_catch_a_broken_setup(
     _edit(project, ".dockerignore", "**/.env\n", "")
     compose = yaml.safe_load(project.read("compose.yaml"))
     del compose["services"]["redis"]["healthcheck"]
+    compose["services"]["api"]["read_only"] = False
     (project.path / "compose.yaml").write_text(yaml.safe_dump(compose, sort_keys=False))
 
     problems = "\n".join(
@@ -110,20 +114,23 @@ def test_the_static_checks_catch_a_broken_setup(
         r"service redis: no healthcheck",
         r"waits for redis with 'service_started'",
         r"lets \.env into the build context",
+        r"Dockerfile:\d+: the final stage installs packages",
+        r"service api: runs the image without read_only: true",
     ):
         assert re.search(expected, problems, flags=re.DOTALL), f"{expected!r} not in:\n{problems}"
 
 
-def test_the_healthcheck_is_asked_of_the_running_server(
+def test_the_workflow_checks_catch_an_image_built_twice(
     bake: Callable[..., BakedProject], template: Template
 ) -> None:
     project = _bake(bake, template, use_docker=True)
-    _edit(project, "Dockerfile", "/health'", "/no-such-page'")
+    _edit(project, WORKFLOW, "up --detach --no-build --wait", "up --detach --build --wait")
+    _edit(project, WORKFLOW, "load: true", "load: false")
 
-    problems = runtime_problems(project.path, project.answers, project.env, **_tools(project))
+    problems = "\n".join(workflow_problems(project.path, project.answers))
 
-    assert any("Dockerfile HEALTHCHECK failed against the running server" in p for p in problems)
-    assert not any("compose api healthcheck" in p for p in problems), problems
+    assert "`docker compose up` builds the image again" in problems, problems
+    assert "not loaded into the runner's engine" in problems, problems
 
 
 # --- the post-generation lock step --------------------------------------------------------

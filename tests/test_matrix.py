@@ -18,8 +18,6 @@ from baking import (
     Template,
     Timings,
     feature_problems,
-    find_python,
-    find_uv,
     leftover_problems,
 )
 from docker_checks import project_problems
@@ -41,10 +39,7 @@ def test_combination(
     failures = [f"[render] {problem}" for problem in leftover_problems(project)]
     failures += [f"[features] {problem}" for problem in feature_problems(project, manifest)]
     with timings.step("docker"):
-        python = find_python(str(project.answers["python_version"]))
-        docker = project_problems(
-            project.path, project.answers, project.env, python=python, uv=find_uv()
-        )
+        docker = project_problems(project.path, project.answers)
         failures += [f"[docker] {problem}" for problem in docker]
 
     with timings.step("env"):

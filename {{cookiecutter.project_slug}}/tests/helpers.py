@@ -8,6 +8,7 @@ from typing import Any
 import httpx
 import uvicorn
 from fastapi import FastAPI
+from pydantic import SecretStr
 from starlette.types import ASGIApp
 
 from {{ cookiecutter.package_name }}.config import Settings
@@ -37,6 +38,17 @@ def sse_events(response: httpx.Response) -> list[tuple[str, dict[str, Any]]]:
         if "data" in fields:
             events.append((fields.get("event", "message"), json.loads(fields["data"])))
     return events
+
+
+def settings_env(settings: Settings) -> dict[str, str]:
+    """The environment variables that give a server or worker process these settings."""
+    env = {}
+    for name, value in settings:
+        if value is None:
+            continue
+        plain = value.get_secret_value() if isinstance(value, SecretStr) else value
+        env[name.upper()] = plain if isinstance(plain, str) else json.dumps(plain, default=str)
+    return env
 
 
 def free_port() -> int:

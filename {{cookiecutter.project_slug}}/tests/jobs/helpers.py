@@ -1,12 +1,10 @@
 import asyncio
-import json
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any
 
 import httpx
 import pytest
-from pydantic import SecretStr
 from taskiq import AsyncBroker
 from taskiq.receiver import Receiver
 
@@ -69,13 +67,3 @@ async def wait_for_job(
 
 def finished(job: dict[str, Any]) -> bool:
     return job["status"] in ("completed", "failed")
-
-
-def settings_env(settings: Settings) -> dict[str, str]:
-    """The environment that gives a worker process these settings."""
-    env = {}
-    for name, value in settings.model_dump().items():
-        if isinstance(value, SecretStr):
-            value = value.get_secret_value()
-        env[name.upper()] = value if isinstance(value, str) else json.dumps(value, default=str)
-    return env

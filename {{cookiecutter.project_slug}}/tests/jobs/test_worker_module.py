@@ -5,7 +5,8 @@ import httpx
 import pytest
 
 from {{ cookiecutter.package_name }}.config import Settings
-from tests.jobs.helpers import finished, running, settings_env, submit, wait_for_job
+from tests.helpers import settings_env
+from tests.jobs.helpers import finished, running, submit, wait_for_job
 
 
 async def test_the_broker_taskiq_worker_loads_runs_queued_jobs(

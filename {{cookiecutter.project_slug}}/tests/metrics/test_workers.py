@@ -5,7 +5,6 @@ embedded engine, on a real local port.
 """
 
 import asyncio
-import json
 import os
 import subprocess
 import sys
@@ -16,11 +15,10 @@ from pathlib import Path
 import httpx
 import pytest
 from prometheus_client.multiprocess import MultiProcessCollector
-from pydantic import SecretStr
 
 from {{ cookiecutter.package_name }}.config import Settings
 from {{ cookiecutter.package_name }}.metrics.__main__ import prepare
-from tests.helpers import free_port, query_body
+from tests.helpers import free_port, query_body, settings_env
 from tests.metrics.scraping import Scrape
 
 WORKERS = 2
@@ -62,7 +60,7 @@ def server(tmp_path: Path, multiproc_dir: Path, settings: Settings) -> Iterator[
     command += ["--host", "127.0.0.1", "--port", str(port), "--workers", str(WORKERS)]
     env = {
         **os.environ,
-        **_environment_of(settings),
+        **settings_env(settings),
         "PROMETHEUS_MULTIPROC_DIR": str(multiproc_dir),
         "LOG_LEVEL": "WARNING",
     }
@@ -123,17 +121,6 @@ async def _wait_for_http_count(client: httpx.AsyncClient, expected: int) -> None
             return
         await asyncio.sleep(0.05)
     pytest.fail(f"the workers never counted {expected} queries")
-
-
-def _environment_of(settings: Settings) -> dict[str, str]:
-    """The test's settings as the environment variables the server reads them from."""
-    env = {}
-    for name, value in settings:
-        if value is None:
-            continue
-        plain = value.get_secret_value() if isinstance(value, SecretStr) else value
-        env[name.upper()] = plain if isinstance(plain, str) else json.dumps(plain)
-    return env
 
 
 async def _wait_until_up(client: httpx.AsyncClient, server: Server) -> None:
