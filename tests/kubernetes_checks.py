@@ -8,7 +8,8 @@
   every version from KUBERNETES_VERSIONS' oldest to its newest (kubernetes-validate, in this
   process). An unknown kind or apiVersion fails unless it is one of CRD_KINDS; a key given
   twice in one mapping fails too (YAML would keep the last one without a word).
-- `policy_problems`: checkov's Kubernetes policies on the rendered files, one run for all.
+- `policy_problems`: checkov's Kubernetes policies on the rendered files, one run for all,
+  in this process (the same runner as `checkov --framework kubernetes`).
   A finding the chart does not fix must be skipped in the chart by annotation, with its
   reason; none is skipped here.
 - `agreement_problems`: the chart against what the image and the app actually use: the
@@ -30,7 +31,6 @@ import fcntl
 import functools
 import hashlib
 import io
-import json
 import os
 import re
 import shutil
@@ -44,6 +44,7 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 import kubernetes_validate
+import kubernetes_validate.utils
 import yaml
 
 from docker_checks import env_pairs, healthcheck_parts, parse_dockerfile
@@ -254,9 +255,19 @@ def name_of(resource: Mapping[str, Any]) -> str:
 # --- Kubernetes schemas --------------------------------------------------------------------
 
 
+@functools.cache
+def _cache_schemas() -> None:
+    """kubernetes-validate reads and parses a schema file (and the definitions, a few MB)
+    for every resource it validates; reading each once per process makes the check five
+    times faster. The validation itself stays the package's."""
+    utils = kubernetes_validate.utils
+    utils.schema_contents = functools.cache(utils.schema_contents)  # type: ignore[attr-defined]
+
+
 def schema_problems(
     resources: Sequence[Mapping[str, Any]], versions: Sequence[str] = KUBERNETES_VERSIONS
 ) -> list[str]:
+    _cache_schemas()
     problems = []
     for resource in resources:
         kind, api_version = resource.get("kind"), resource.get("apiVersion")
@@ -280,59 +291,52 @@ def schema_problems(
 # --- checkov -------------------------------------------------------------------------------
 
 
-def checkov_binary() -> str:
-    return str(Path(sys.executable).with_name("checkov"))
+@functools.cache
+def _checkov() -> tuple[Any, Any]:
+    """checkov's Kubernetes runner, imported once per process: the import takes seconds, a
+    run over two renders a tenth of one. Nothing here reaches checkov's platform (the CLI's
+    --skip-download): the runner only reads the files it is given."""
+    from checkov.common.models.enums import ParallelizationType
+    from checkov.common.parallelizer.parallel_runner import parallel_runner
+    from checkov.kubernetes.runner import Runner
+    from checkov.runner_filter import RunnerFilter
+
+    # In this process: checkov forks workers by default, and a fork of a process that has
+    # threads (pytest's, the bake fixture's) can deadlock.
+    parallel_runner.type = ParallelizationType.NONE
+    return Runner, RunnerFilter
 
 
-def policy_problems(files: Sequence[Path], work: Path) -> tuple[list[str], dict[str, Any]]:
-    """checkov's Kubernetes framework over the rendered files, in one run: the problems, and
+def policy_problems(files: Sequence[Path]) -> tuple[list[str], dict[str, Any]]:
+    """checkov's Kubernetes policies over the rendered files, in one run: the problems, and
     what ran (`checks`: the check ids; `passed`, `failed`; `skipped`: id -> reasons)."""
-    result = subprocess.run(
-        [
-            checkov_binary(),
-            "--framework",
-            "kubernetes",
-            "--skip-download",
-            "--output",
-            "json",
-            *(arg for path in files for arg in ("--file", str(path))),
-        ],
-        cwd=work,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
+    runner, runner_filter = _checkov()
+    report = runner().run(
+        root_folder=None,
+        files=[str(path) for path in files],
+        runner_filter=runner_filter(framework=["kubernetes"], download_external_modules=False),
     )
-    try:
-        report = json.loads(result.stdout)
-    except json.JSONDecodeError:
-        tail = result.stderr[-3000:]
-        return [f"checkov exited {result.returncode} without a report:\n{tail}"], {}
-    reports = [r for r in (report if isinstance(report, list) else [report]) if r]
-    if not any(part.get("check_type") == "kubernetes" for part in reports):
-        return [f"checkov scanned nothing as Kubernetes:\n{result.stdout[-2000:]}"], {}
-    summary: dict[str, Any] = {"checks": set(), "passed": 0, "failed": 0, "skipped": {}}
-    problems = []
-    for part in reports:
-        results = part.get("results") or {}
-        for check in results.get("passed_checks") or []:
-            summary["passed"] += 1
-            summary["checks"].add(check["check_id"])
-        for check in results.get("failed_checks") or []:
-            summary["failed"] += 1
-            summary["checks"].add(check["check_id"])
-            problems.append(
-                f"checkov {check['check_id']} ({check['check_name']}) failed for"
-                f" {check['resource']} in {Path(check['file_path']).name}"
-            )
-        for check in results.get("skipped_checks") or []:
-            summary["checks"].add(check["check_id"])
-            reason = (check.get("check_result") or {}).get("suppress_comment") or ""
-            summary["skipped"].setdefault(check["check_id"], set()).add(reason)
-            if not reason.strip():
-                problems.append(f"checkov {check['check_id']} skipped without a reason")
-    if result.returncode != 0 and not problems:
-        problems.append(f"checkov exited {result.returncode}:\n{result.stderr[-2000:]}")
+    summary: dict[str, Any] = {
+        "checks": {c.check_id for c in report.passed_checks + report.failed_checks},
+        "passed": len(report.passed_checks),
+        "failed": len(report.failed_checks),
+        "skipped": {},
+    }
+    problems = [
+        f"checkov {check.check_id} ({check.check_name}) failed for {check.resource}"
+        f" in {Path(check.file_path).name}"
+        for check in report.failed_checks
+    ]
+    if report.parsing_errors:
+        problems.append(f"checkov could not parse {report.parsing_errors}")
+    if not report.passed_checks and not report.failed_checks:
+        problems.append(f"checkov ran no check on {[path.name for path in files]}")
+    for check in report.skipped_checks:
+        summary["checks"].add(check.check_id)
+        reason = (check.check_result or {}).get("suppress_comment") or ""
+        summary["skipped"].setdefault(check.check_id, set()).add(reason)
+        if not reason.strip():
+            problems.append(f"checkov {check.check_id} is skipped without a reason")
     return problems, summary
 
 
@@ -659,7 +663,7 @@ def chart_problems(project: Path, answers: Mapping[str, Any]) -> list[str]:
             problems += [f"[{label}] {p}" for p in schema_problems(resources)]
             problems += [f"[{label}] {p}" for p in agreement_problems(project, answers, resources)]
         if rendered:
-            found, _ = policy_problems([work / f"{label}.yaml" for label in rendered], work)
+            found, _ = policy_problems([work / f"{label}.yaml" for label in rendered])
             problems += found
         problems += workflow_chart_problems(project, answers)
     return problems
@@ -750,3 +754,10 @@ def docker_run_command(container: Mapping[str, Any]) -> tuple[list[str], list[st
         options = ["--entrypoint", command[0]]
         arguments = [*command[1:], *arguments]
     return options, arguments
+
+
+if __name__ == "__main__":
+    # `python tests/kubernetes_checks.py`: install helm now (CI does, before the tests).
+    version = Helm(TOOLS_DIR / "helm-home").run("version", "--short")
+    print(f"helm {version.stdout.strip()} at {helm_binary()}")
+    sys.exit(version.returncode)

@@ -258,7 +258,7 @@ def test_checkov_fails_a_pod_without_its_hardening(
     manifests = tmp_path / "softened.yaml"
     manifests.write_text(result.stdout)
 
-    problems, summary = policy_problems([manifests], tmp_path)
+    problems, summary = policy_problems([manifests])
 
     found = "\n".join(problems)
     assert "CKV_K8S_22" in found  # a read-only root file system
