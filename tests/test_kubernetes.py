@@ -130,6 +130,33 @@ def test_the_production_values_make_a_production_release(
     assert set(by_kind(resources, "HorizontalPodAutoscaler")) == {"prsm-prsm-service-worker"}
 
 
+@pytest.mark.parametrize("version", [KUBERNETES_VERSIONS[0], KUBERNETES_VERSIONS[-1]])
+def test_the_chart_renders_the_same_for_every_supported_kubernetes(
+    chart_project: tuple[Path, dict[str, Any]], helm: Helm, version: str
+) -> None:
+    # What the schemas validate for each version is one render: the chart asks nothing of
+    # the cluster's version but its kubeVersion floor.
+    project, answers = chart_project
+
+    assert rendered(helm, project, answers, "--kube-version", f"{version}.0") == rendered(
+        helm, project, answers
+    )
+
+
+def test_the_chart_refuses_a_kubernetes_older_than_it_supports(
+    chart_project: tuple[Path, dict[str, Any]], helm: Helm
+) -> None:
+    project, answers = chart_project
+    oldest = tuple(int(part) for part in KUBERNETES_VERSIONS[0].split("."))
+
+    result = render(
+        helm, chart_path(project, answers), None, "--kube-version", f"1.{oldest[1] - 1}.0"
+    )
+
+    assert result.returncode != 0
+    assert "incompatible with Kubernetes" in result.stderr
+
+
 def test_the_chart_makes_a_secret_of_the_values_given_and_no_other(
     chart_project: tuple[Path, dict[str, Any]], helm: Helm
 ) -> None:
@@ -149,6 +176,52 @@ def test_the_chart_makes_a_secret_of_the_values_given_and_no_other(
     names = [e["name"] for e in api["spec"]["template"]["spec"]["containers"][0]["env"]]
     assert "SECRET_KEY" in names
     assert "DATABASE_URL" not in names
+
+
+def undocumented_values(text: str) -> list[str]:
+    """Keys of values.yaml with no comment of their own: one is documented by the comment
+    right above it, by its parent's, or as one of a run of siblings under one comment."""
+    undocumented = []
+    documented: dict[int, bool] = {}  # indent -> whether the last key there was documented
+    previous = ""
+    list_indent: int | None = None
+    for line in text.splitlines():
+        if not line.strip():
+            previous = ""
+            continue
+        stripped = line.lstrip()
+        indent = len(line) - len(stripped)
+        if stripped.startswith("- ") or (list_indent is not None and indent > list_indent):
+            # A list's items are example data, documented with the list.
+            list_indent = indent if list_indent is None else min(list_indent, indent)
+            previous = "item"
+            continue
+        list_indent = None
+        key = re.match(r"([A-Za-z][\w.-]*):", stripped)
+        if key and not stripped.startswith("#"):
+            parent = max((i for i in documented if i < indent), default=None)
+            ok = (
+                previous.startswith("#")
+                or (previous == "key" and documented.get(indent, False))
+                or (previous == "parent" and parent is not None and documented[parent])
+            )
+            documented = {i: d for i, d in documented.items() if i < indent}
+            documented[indent] = ok
+            if not ok:
+                undocumented.append(key.group(1))
+            previous = "parent" if stripped.endswith(":") else "key"
+        else:
+            previous = "#" if stripped.startswith("#") else "item"
+    return undocumented
+
+
+def test_values_yaml_documents_every_key(chart_project: tuple[Path, dict[str, Any]]) -> None:
+    project, answers = chart_project
+
+    values = (chart_path(project, answers) / "values.yaml").read_text()
+
+    assert undocumented_values(values) == []
+    assert undocumented_values("a: 1\n# b\nb: 2\n") == ["a"]
 
 
 # --- the values schema and the chart's own refusals ----------------------------------------
