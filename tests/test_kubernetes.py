@@ -13,8 +13,6 @@ import secrets
 import shutil
 import subprocess
 import time
-import urllib.error
-import urllib.request
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -26,6 +24,7 @@ from cookiecutter.main import cookiecutter
 
 import kubernetes_checks
 from baking import BakedProject, Template
+from docker_checks import _get as docker_get
 from kubernetes_checks import (
     CRD_KINDS,
     KUBERNETES_VERSIONS,
@@ -57,15 +56,20 @@ def chart_project(
     template: Template, tmp_path_factory: pytest.TempPathFactory, cookiecutter_config: Path
 ) -> tuple[Path, dict[str, Any]]:
     """One all-on project for the tests that only read or copy it."""
-    output = tmp_path_factory.mktemp("chart-project")
-    path = cookiecutter(
-        str(template.root),
-        no_input=True,
-        extra_context=ALL_ON,
-        output_dir=str(output),
-        config_file=str(cookiecutter_config),
+    project = render_all_on(template, tmp_path_factory.mktemp("chart-project"), cookiecutter_config)
+    return project, template.answers(**ALL_ON)
+
+
+def render_all_on(template: Template, output: Path, config: Path) -> Path:
+    return Path(
+        cookiecutter(
+            str(template.root),
+            no_input=True,
+            extra_context=ALL_ON,
+            output_dir=str(output),
+            config_file=str(config),
+        )
     )
-    return Path(path), template.answers(**ALL_ON)
 
 
 @pytest.fixture
@@ -501,12 +505,10 @@ def engine_running() -> bool:
 
 
 def _get(url: str) -> tuple[int, bytes]:
+    """docker_checks' GET, with no answer yet as status 0."""
     try:
-        with urllib.request.urlopen(url, timeout=5) as response:
-            return response.status, response.read()
-    except urllib.error.HTTPError as error:
-        return error.code, error.read()
-    except (urllib.error.URLError, ConnectionError, TimeoutError):
+        return docker_get(url)
+    except OSError:
         return 0, b""
 
 
@@ -546,15 +548,7 @@ def test_the_pods_containers_run_in_a_real_engine_as_the_manifests_say(
     helm: Helm,
 ) -> None:
     # A project with its uv.lock, which the image installs from.
-    project = Path(
-        cookiecutter(
-            str(template.root),
-            no_input=True,
-            extra_context=ALL_ON,
-            output_dir=str(tmp_path / "project"),
-            config_file=str(cookiecutter_config),
-        )
-    )
+    project = render_all_on(template, tmp_path / "project", cookiecutter_config)
     answers = template.answers(**ALL_ON)
     assert (project / "uv.lock").is_file(), "the post-generation hook wrote no uv.lock"
     run_id = uuid.uuid4().hex[:10]
