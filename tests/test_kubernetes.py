@@ -228,6 +228,28 @@ def test_values_yaml_documents_every_key(chart_project: tuple[Path, dict[str, An
     assert undocumented_values("a: 1\n# b\nb: 2\n") == ["a"]
 
 
+def notes(helm: Helm, project: Path, answers: dict[str, Any], *extra: str) -> str:
+    """NOTES.txt as `helm install` prints it (a client-side dry run needs no cluster)."""
+    chart = str(chart_path(project, answers))
+    result = helm.run("install", "prsm", chart, "--dry-run=client", "--namespace", "demo", *extra)
+    assert result.returncode == 0, result.stderr
+    return result.stdout.split("NOTES:", 1)[1]
+
+
+def test_the_notes_warn_of_missing_secrets_and_say_how_to_check_the_release(
+    chart_project: tuple[Path, dict[str, Any]], helm: Helm
+) -> None:
+    project, answers = chart_project
+
+    without = notes(helm, project, answers)
+    existing = notes(helm, project, answers, "--set", "existingSecret=mine")
+
+    assert "the pods run without DATABASE_URL, REDIS_URL, SECRET_KEY." in without
+    assert "helm test --namespace demo prsm" in without
+    assert "WARNING" not in existing
+    assert "come from the Secret mine; after changing it" in existing
+
+
 # --- the values schema and the chart's own refusals ----------------------------------------
 
 BAD_VALUES = [
