@@ -540,10 +540,14 @@ def _probe_budget(probe: dict[str, Any]) -> float:
 
 
 def _container(resources: list[dict[str, Any]], component: str) -> tuple[dict, dict]:
+    """(pod spec, its container) of the component's Deployment, Job or Pod."""
     for resource in resources:
-        if resource["kind"] not in {"Deployment", "Job"}:
+        if resource["kind"] in {"Deployment", "Job"}:
+            pod = resource["spec"]["template"]
+        elif resource["kind"] == "Pod":
+            pod = resource
+        else:
             continue
-        pod = resource["spec"]["template"]
         if pod["metadata"]["labels"].get("app.kubernetes.io/component") == component:
             return pod["spec"], pod["spec"]["containers"][0]
     raise AssertionError(f"no {component} workload")
@@ -603,6 +607,9 @@ def test_the_pods_containers_run_in_a_real_engine_as_the_manifests_say(
 
         values = {
             "image": {"repository": image, "tag": "test", "pullPolicy": "Never"},
+            # The api container is reached by the Service's name on the engine's network,
+            # where no Service maps port 80 to the pods' 8000.
+            "service": {"port": 8000},
             "secrets": {
                 "SECRET_KEY": secrets.token_urlsafe(48),
                 "DATABASE_URL": f"postgresql+asyncpg://app:{password}@{postgres}:5432/app",
@@ -616,9 +623,12 @@ def test_the_pods_containers_run_in_a_real_engine_as_the_manifests_say(
         assert result.returncode == 0, result.stderr
         resources = parse_manifests(result.stdout)
 
-        def run_options(component: str) -> tuple[list[str], list[str], dict, dict]:
+        def run_options(
+            component: str, without: str = ""
+        ) -> tuple[list[str], list[str], dict, dict]:
             pod, container = _container(resources, component)
             env = container_env(container, resources)
+            env.pop(without, None)
             options = docker_run_options(pod, container)
             options += [arg for k, v in env.items() for arg in ("--env", f"{k}={v}")]
             entrypoint, arguments = docker_run_command(container)
@@ -633,13 +643,23 @@ def test_the_pods_containers_run_in_a_real_engine_as_the_manifests_say(
         )
         assert migrated.returncode == 0, migrated.stdout + migrated.stderr
 
+        # The service's own production refusals still apply: no SECRET_KEY, no start.
+        options, arguments, _, _ = run_options("api", without="SECRET_KEY")
+        refused = _docker(
+            "run", "--rm", "--network", network, *options, f"{image}:test", *arguments
+        )
+        assert refused.returncode != 0
+        assert "SECRET_KEY" in refused.stdout + refused.stderr
+
         # The api Deployment's container: its probe paths, within the probes' own budgets.
         options, arguments, api_pod, api = run_options("api")
         api_name = f"api-{run_id}"
+        service = next(r for r in resources if r["kind"] == "Service")["metadata"]["name"]
         _must(
             _docker(
                 "run", "--detach", "--name", api_name, "--network", network,
-                "--publish", "127.0.0.1::8000", *options, f"{image}:test", *arguments,
+                "--network-alias", service, "--publish", "127.0.0.1::8000",
+                *options, f"{image}:test", *arguments,
             )
         )  # fmt: skip
         undo.append(["rm", "--force", api_name])
@@ -655,6 +675,16 @@ def test_the_pods_containers_run_in_a_real_engine_as_the_manifests_say(
         readiness = json.loads(_get(base + api["readinessProbe"]["httpGet"]["path"])[1])
         assert readiness["status"] == "ready", readiness
         assert _get(base + "/metrics")[0] == 200
+        # Prometheus' multiprocess files, on the /tmp emptyDir of a read-only container.
+        files = (
+            "import glob, os; print(len(glob.glob(os.environ['PROMETHEUS_MULTIPROC_DIR'] + '/*')))"
+        )
+        assert int(_must(_docker("exec", api_name, "python", "-c", files))) > 0
+
+        # `helm test`: the test pod's container, as its manifest says, through the Service name.
+        options, arguments, _, _ = run_options("test")
+        tested = _docker("run", "--rm", "--network", network, *options, f"{image}:test", *arguments)
+        assert tested.returncode == 0, tested.stdout + tested.stderr
 
         # The worker Deployment's container: its exec probes, as the kubelet runs them.
         options, arguments, _, worker = run_options("worker")
