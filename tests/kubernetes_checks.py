@@ -15,8 +15,12 @@
 - `agreement_problems`: the chart against what the image and the app actually use: the
   Dockerfile's ENTRYPOINT, CMD, port, user and writable paths, the settings config.py reads,
   the health routes health.py serves, the worker's broker and heartbeat modules.
+- `workflow_chart_problems`: the project's own CI lints, renders and validates the chart
+  for the same oldest and newest Kubernetes.
 - `chart_problems`: all of the above, as the matrix runs them for every Kubernetes-on
-  combination: one render per values file, one validation process, one checkov run.
+  combination: one render per values file, one validation pass, one checkov run.
+- `container_env`, `docker_run_options`, `docker_run_command`: a pod's container as
+  `docker run` arguments, for test_kubernetes.py's run with a real engine.
 
 `production_values` is the production-like values file the tests ship: three api replicas,
 an Ingress with TLS, an existingSecret, the ServiceMonitor on.
@@ -628,11 +632,34 @@ def workflow_chart_problems(project: Path, answers: Mapping[str, Any]) -> list[s
         return ["ci.yml: no `chart` job"]
     runs = " ".join(step.get("run", "") for step in job.get("steps") or [])
     chart = f"deploy/helm/{answers['project_slug']}"
+    oldest, newest = KUBERNETES_VERSIONS[0], KUBERNETES_VERSIONS[-1]
     return [
         f"ci.yml: the chart job never runs {needed!r}"
-        for needed in (f"helm lint --strict {chart}", "helm template", chart)
+        for needed in (
+            f"helm lint --strict {chart}",
+            "helm template",
+            f"-k {oldest}.0",
+            f"-k {newest}.0",
+            "checkov",
+        )
         if needed not in runs
     ]
+
+
+def chart_yaml_problems(project: Path, answers: Mapping[str, Any]) -> list[str]:
+    """Chart.yaml names the project and the oldest Kubernetes the checks validate."""
+    chart = yaml.safe_load((chart_path(project, answers) / "Chart.yaml").read_text())
+    problems = []
+    if chart.get("name") != answers["project_slug"]:
+        problems.append(
+            f"Chart.yaml: name {chart.get('name')!r}, the project is {answers['project_slug']!r}"
+        )
+    floor = f">={KUBERNETES_VERSIONS[0]}.0-0"
+    if chart.get("kubeVersion") != floor:
+        problems.append(
+            f"Chart.yaml: kubeVersion {chart.get('kubeVersion')!r}, validated from {floor!r}"
+        )
+    return problems
 
 
 # --- everything, for one combination -------------------------------------------------------
@@ -666,7 +693,7 @@ def chart_problems(project: Path, answers: Mapping[str, Any]) -> list[str]:
             found, _ = policy_problems([work / f"{label}.yaml" for label in rendered])
             problems += found
         problems += workflow_chart_problems(project, answers)
-    return problems
+    return chart_yaml_problems(project, answers) + problems
 
 
 # --- a pod's container, run by a real container engine --------------------------------------
