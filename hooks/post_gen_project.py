@@ -19,7 +19,8 @@ from typing import Any
 # Rendered by cookiecutter; see the note in pre_gen_project.py.
 _ANSWERS_JSON = r"""{{ cookiecutter | tojson }}"""
 
-# Feature toggle -> paths relative to the project root; `{package}` is the package name.
+# Feature toggle -> paths relative to the project root; `{package}` is the package name and
+# `{slug}` the project slug (the Helm chart's directory).
 # A key may join toggles with "+" for files that only make sense when all of them are on
 # (the cache's metrics, say). A path listed under several keys stays while any of them is on.
 MANIFEST: dict[str, tuple[str, ...]] = {
@@ -55,6 +56,7 @@ MANIFEST: dict[str, tuple[str, ...]] = {
         "src/{package}/serve.py",
         "tests/test_serve.py",
     ),
+    "use_kubernetes": ("deploy",),
     "use_prometheus+use_redis_cache": (
         "src/{package}/metrics/response_cache.py",
         "tests/metrics/test_cache.py",
@@ -63,6 +65,17 @@ MANIFEST: dict[str, tuple[str, ...]] = {
         "src/{package}/metrics/jobs.py",
         "src/{package}/metrics/worker.py",
         "tests/metrics/test_jobs.py",
+    ),
+    "use_kubernetes+use_auth": ("deploy/helm/{slug}/templates/migrations-job.yaml",),
+    "use_kubernetes+use_background_jobs": (
+        "deploy/helm/{slug}/templates/worker-deployment.yaml",
+        "deploy/helm/{slug}/templates/worker-hpa.yaml",
+        "deploy/helm/{slug}/templates/worker-networkpolicy.yaml",
+        "deploy/helm/{slug}/templates/worker-pdb.yaml",
+    ),
+    "use_kubernetes+use_prometheus": ("deploy/helm/{slug}/templates/api-servicemonitor.yaml",),
+    "use_kubernetes+use_prometheus+use_background_jobs": (
+        "deploy/helm/{slug}/templates/worker-podmonitor.yaml",
     ),
 }
 
@@ -83,8 +96,10 @@ def disabled_paths(answers: Mapping[str, Any]) -> set[str]:
     return listed - enabled_paths(answers)
 
 
-def resolve(path: str, package: str) -> PurePosixPath:
-    return PurePosixPath(path.replace("{package}", package))
+def resolve(path: str, answers: Mapping[str, Any]) -> PurePosixPath:
+    """A manifest path with its placeholders filled in from the answers."""
+    filled = path.replace("{package}", answers["package_name"])
+    return PurePosixPath(filled.replace("{slug}", answers["project_slug"]))
 
 
 def prune(root: Path, answers: Mapping[str, Any]) -> list[PurePosixPath]:
@@ -92,7 +107,7 @@ def prune(root: Path, answers: Mapping[str, Any]) -> list[PurePosixPath]:
     empty; return the manifest paths removed."""
     removed = []
     for path in sorted(disabled_paths(answers)):
-        relative = resolve(path, answers["package_name"])
+        relative = resolve(path, answers)
         target = root / relative
         if any(parent in removed for parent in relative.parents):
             removed.append(relative)  # it went with a directory pruned before it

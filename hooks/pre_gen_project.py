@@ -95,6 +95,11 @@ SHELL_METACHARACTERS = frozenset("|&;<>()$`\\\"' \t\n*?[]#~=%!{}")
 # Free text lands inside TOML and Python string literals; these would end them early.
 TEXT_FORBIDDEN = {'"': "a double quote", "\\": "a backslash"}
 
+# Toggle -> (toggle it needs, why). The template's tests skip the combinations this refuses.
+REQUIRES: dict[str, tuple[str, str]] = {
+    "use_kubernetes": ("use_docker", "the Helm chart runs the image that use_docker builds"),
+}
+
 
 def _describe(char: str) -> str:
     name = unicodedata.name(char, "unnamed character")
@@ -205,6 +210,16 @@ def check_toggles(context: Mapping[str, Any]) -> list[str]:
     ]
 
 
+def check_requirements(context: Mapping[str, Any]) -> list[str]:
+    """A toggle that is on while one it needs is off; booleans only (check_toggles says the
+    rest)."""
+    return [
+        f"{toggle}=true needs {needed}=true: {why}"
+        for toggle, (needed, why) in REQUIRES.items()
+        if context.get(toggle) is True and context.get(needed) is False
+    ]
+
+
 def validate(context: Mapping[str, Any]) -> list[str]:
     """Every problem with the answers, one line each; empty when they are fine."""
 
@@ -224,6 +239,7 @@ def validate(context: Mapping[str, Any]) -> list[str]:
         *check_version(text("version")),
         *check_python_version(text("python_version"), choices),
         *check_toggles(context),
+        *check_requirements(context),
     ]
 
 

@@ -92,9 +92,24 @@ class Template:
     def hook(self, name: str) -> ModuleType:
         return load_module(self.root / "hooks" / f"{name}.py")
 
+    @functools.cached_property
+    def requirements(self) -> dict[str, tuple[str, str]]:
+        """Toggle -> (the toggle it needs, why), as the pre-generation hook enforces it."""
+        required: dict[str, tuple[str, str]] = self.hook("pre_gen_project").REQUIRES
+        return required
+
+    def is_valid(self, toggles: Mapping[str, bool]) -> bool:
+        """Whether the pre-generation hook accepts this on/off mix."""
+        return not any(
+            toggles[toggle] and not toggles[needed]
+            for toggle, (needed, _) in self.requirements.items()
+        )
+
     def project_path(self, manifest_path: str) -> Path:
         """Where a manifest path lives in the unrendered template tree."""
-        return self.root / PROJECT_DIR_NAME / manifest_path.replace("{package}", PACKAGE_DIR_NAME)
+        relative = manifest_path.replace("{package}", PACKAGE_DIR_NAME)
+        # The chart's directory is named like the project's: `{{cookiecutter.project_slug}}`.
+        return self.root / PROJECT_DIR_NAME / relative.replace("{slug}", PROJECT_DIR_NAME)
 
 
 def write_cookiecutter_config(directory: Path) -> Path:
@@ -143,8 +158,9 @@ class Combination:
 
 
 def combinations(template: Template, mode: str) -> list[Combination]:
-    """`quick`: everything on, the defaults, everything off. `full`: every on/off mix on the
-    default Python, plus everything on for each other Python the template offers.
+    """`quick`: everything on, the defaults, everything off. `full`: every on/off mix that the
+    pre-generation hook accepts on the default Python, plus everything on for each other Python
+    the template offers.
 
     Everything on comes first: it is the slowest, and once its environment is built the
     others can resolve from uv's cache (see `BakedProject.install`)."""
@@ -164,7 +180,11 @@ def combinations(template: Template, mode: str) -> list[Combination]:
         # Most features first: the slow combinations start early and the workers finish
         # together.
         mixes = sorted(
-            itertools.product([True, False], repeat=len(template.toggles)),
+            (
+                values
+                for values in itertools.product([True, False], repeat=len(template.toggles))
+                if template.is_valid(dict(zip(template.toggles, values, strict=True)))
+            ),
             key=lambda values: -sum(values),
         )
         extra = [make([True] * len(template.toggles), v) for v in template.python_versions[1:]]
@@ -261,8 +281,12 @@ class BakedProject:
         return self.has_file(relative) and text in self.read(relative)
 
     def resolve_all(self, manifest_paths: set[str]) -> list[PurePosixPath]:
-        """Manifest paths with `{package}` filled in, sorted."""
-        return sorted(PurePosixPath(p.replace("{package}", self.package)) for p in manifest_paths)
+        """Manifest paths with `{package}` and `{slug}` filled in, sorted."""
+        slug = str(self.answers["project_slug"])
+        return sorted(
+            PurePosixPath(p.replace("{package}", self.package).replace("{slug}", slug))
+            for p in manifest_paths
+        )
 
     def pyproject(self) -> dict[str, Any]:
         return tomllib.loads(self.read("pyproject.toml"))
@@ -373,7 +397,15 @@ def leftover_problems(project: BakedProject) -> list[str]:
     return problems
 
 
+def is_helm_template(relative: PurePosixPath) -> bool:
+    """A file of the Helm chart's templates/: Go templates, which `helm lint` checks."""
+    parts = relative.parts
+    return len(parts) > 4 and parts[:2] == ("deploy", "helm") and parts[3] == "templates"
+
+
 def syntax_errors(relative: PurePosixPath, text: str) -> list[str]:
+    if is_helm_template(relative):
+        return []
     try:
         if relative.suffix in {".yaml", ".yml"}:
             list(yaml.safe_load_all(text))

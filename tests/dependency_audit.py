@@ -72,7 +72,7 @@ def canonical(name: str) -> str:
 def render(template: Template, combination: Combination, output: Path, config: Path) -> Path:
     # The post-generation hook's own `uv lock` would only repeat the one below.
     os.environ["PRSM_TEMPLATE_SKIP_LOCK"] = "1"
-    # The hook's "what to run next" lines, 34 times over, would bury the report.
+    # The hook's "what to run next" lines, once per combination, would bury the report.
     saved_stdout = os.dup(1)
     with open(os.devnull, "w") as devnull:
         os.dup2(devnull.fileno(), 1)
@@ -249,10 +249,18 @@ def main() -> int:
         config = write_cookiecutter_config(workdir)
         matrix = combinations(template, "full")
         projects = {c.id: render(template, c, workdir / "render", config) for c in matrix}
-        print(f"rendered {len(projects)} combinations; locking each with uv", flush=True)
+        # Combinations with the same pyproject.toml resolve the same pins (use_kubernetes,
+        # for one, adds no Python dependency): each distinct one is locked once.
+        pyprojects = {c: (path / "pyproject.toml").read_bytes() for c, path in projects.items()}
+        distinct = {text: projects[c] for c, text in reversed(pyprojects.items())}
+        print(
+            f"rendered {len(projects)} combinations, {len(distinct)} distinct pyproject.toml;"
+            " locking each with uv",
+            flush=True,
+        )
         with ThreadPoolExecutor(LOCK_WORKERS) as pool:
-            locked = pool.map(resolved_pins, projects.values())
-            per_combination = dict(zip(projects, locked, strict=True))
+            locked = dict(zip(distinct, pool.map(resolved_pins, distinct.values()), strict=True))
+        per_combination = {c: locked[text] for c, text in pyprojects.items()}
         everything = set().union(*per_combination.values())
         print(f"auditing {len(everything)} distinct pins with pip-audit", flush=True)
         try:

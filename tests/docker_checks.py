@@ -152,6 +152,14 @@ def env_pairs(instruction: Instruction) -> list[tuple[str, str]]:
 # --- .dockerignore -----------------------------------------------------------------------
 
 
+def healthcheck_parts(instruction: Instruction) -> tuple[dict[str, str], Instruction]:
+    """Options and the CMD of a HEALTHCHECK instruction."""
+    options = {name: values[-1] for name, values in instruction.flags.items()}
+    keyword, _, command = instruction.arguments.partition(" ")
+    assert keyword.upper() == "CMD", instruction.arguments
+    return options, Instruction("CMD", {}, command.strip(), instruction.line)
+
+
 def dockerignore_rules(project: Path) -> list[tuple[bool, str]]:
     """(excludes, pattern) in file order; later rules win, as in Docker."""
     path = project / ".dockerignore"

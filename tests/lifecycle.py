@@ -39,7 +39,14 @@ _WORK_TREE_FILES = ("--cached", "--others", "--exclude-standard", "-z")
 
 # Caches that a copy of a template outside git must not carry along.
 _NOT_TEMPLATE = shutil.ignore_patterns(
-    ".git", ".venv", "__pycache__", ".pytest_cache", ".ruff_cache", ".mypy_cache", ".results"
+    ".git",
+    ".venv",
+    "__pycache__",
+    ".pytest_cache",
+    ".ruff_cache",
+    ".mypy_cache",
+    ".results",
+    ".tools",
 )
 
 # The checks a rendered project promises to pass, as in the matrix test.

@@ -89,6 +89,11 @@ REFUSED = [
     ({"use_auth": "yes"}, "use_auth must be true or false, not 'yes'"),
     ({"use_docker": 1}, "use_docker must be true or false, not 1"),
     ({"use_prometheus": None}, "use_prometheus must be true or false, not None"),
+    ({"use_kubernetes": "no"}, "use_kubernetes must be true or false, not 'no'"),
+    (
+        {"use_kubernetes": True, "use_docker": False},
+        "use_kubernetes=true needs use_docker=true: the Helm chart runs the image",
+    ),
 ]
 
 
@@ -121,6 +126,7 @@ def test_a_bad_answer_is_refused_in_one_line(
         {"version": "1!2.0rc1.post3.dev4+ubuntu.1"},
         {"version": "0.1.0a1"},
         {"use_auth": True, "use_docker": False},
+        {"use_kubernetes": True, "use_docker": True},
     ],
     ids=answer_id,
 )
@@ -168,6 +174,7 @@ REFUSED_BAKES = [
     ({"description": "Ends in a backslash\\"}, "contains a backslash"),
     ({"use_auth": 1}, "use_auth must be true or false"),
     ({"use_docker": None}, "use_docker must be true or false"),
+    ({"use_kubernetes": True, "use_docker": False}, "use_kubernetes=true needs use_docker=true"),
 ]
 
 
@@ -252,11 +259,11 @@ def test_a_shared_path_stays_while_one_owner_is_on(
     assert set(post.MANIFEST[feature]).isdisjoint(gone)
 
 
-def _lay_out_manifest(post: ModuleType, root: Path, package: str) -> None:
+def _lay_out_manifest(post: ModuleType, root: Path, answers: dict[str, Any]) -> None:
     """Every manifest path as a file, or as a directory where others are listed inside it."""
     listed = sorted({path for paths in post.MANIFEST.values() for path in paths})
     for path in listed:
-        target = root / post.resolve(path, package)
+        target = root / post.resolve(path, answers)
         if any(other.startswith(f"{path}/") for other in listed):
             target.mkdir(parents=True, exist_ok=True)
         else:
@@ -268,7 +275,7 @@ def test_prune_deletes_files_and_directories_of_disabled_features(
     post: ModuleType, template: Template, answers: dict[str, Any], tmp_path: Path
 ) -> None:
     package = answers["package_name"]
-    _lay_out_manifest(post, tmp_path, package)
+    _lay_out_manifest(post, tmp_path, answers)
     nested = tmp_path / "src" / package / "jobs"
     nested.unlink()
     (nested / "deep").mkdir(parents=True)
@@ -291,7 +298,7 @@ def test_prune_removes_directories_it_leaves_empty(
     post: ModuleType, template: Template, answers: dict[str, Any], tmp_path: Path
 ) -> None:
     root = tmp_path / "project"
-    _lay_out_manifest(post, root, answers["package_name"])
+    _lay_out_manifest(post, root, answers)
 
     post.prune(root, _answers_with(template, answers))
 

@@ -43,7 +43,7 @@ from lifecycle import (
 VERSION_KEY = "_template_version"
 
 # Features that `cruft update --variables-to-update` must be able to switch on.
-SWITCHED_FEATURES = ["use_redis_cache", "use_background_jobs"]
+SWITCHED_FEATURES = ["use_redis_cache", "use_background_jobs", "use_kubernetes"]
 
 # Answers for the free-text questions, each unlike its default and valid for the hooks.
 TEXT_ANSWERS = {
@@ -208,7 +208,8 @@ def test_cruft_update_switches_a_feature_on_and_off(
 
 
 def command_line_answers(template: Template) -> dict[str, str]:
-    """`key=value` text for every question in cookiecutter.json, none at its default."""
+    """`key=value` text for every question in cookiecutter.json, none at its default but a
+    toggle that another one needs (use_docker, for use_kubernetes), which stays on."""
     answers = {}
     for key, default in template.declared.items():
         if key.startswith("_"):
@@ -221,6 +222,9 @@ def command_line_answers(template: Template) -> dict[str, str]:
             answers[key] = TEXT_ANSWERS[key]
         else:
             pytest.fail(f"cookiecutter.json asks {key!r}: give it an answer in TEXT_ANSWERS")
+    for toggle, (needed, _) in template.requirements.items():
+        if answers[toggle] == "true":
+            answers[needed] = "true"
     return answers
 
 

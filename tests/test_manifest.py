@@ -18,7 +18,7 @@ def test_every_listed_path_is_a_plain_relative_path(manifest_path: str) -> None:
     assert not path.is_absolute()
     assert ".." not in path.parts
     assert str(path) == manifest_path  # no "./", doubled or trailing slashes
-    assert all(part == "{package}" or "{" not in part for part in path.parts)
+    assert all(part in {"{package}", "{slug}"} or "{" not in part for part in path.parts)
 
 
 def test_the_manifest_covers_exactly_the_toggles(template: Template) -> None:

@@ -1,6 +1,7 @@
 """Render each feature combination and hold it to what its own project promises: a clean
-render, exactly its features' files, then lint, types and tests in an environment built from
-its own pyproject.toml. `--matrix=full` runs every combination; the default is quick."""
+render, exactly its features' files, its Docker and Helm chart checks, then lint, types and
+tests in an environment built from its own pyproject.toml. `--matrix=full` runs every
+combination; the default is quick."""
 
 from __future__ import annotations
 
@@ -21,6 +22,7 @@ from baking import (
     leftover_problems,
 )
 from docker_checks import project_problems
+from kubernetes_checks import chart_problems
 
 TEST_POSTGRES_URL = os.environ.get(
     "TEST_POSTGRES_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/test"
@@ -41,6 +43,10 @@ def test_combination(
     with timings.step("docker"):
         docker = project_problems(project.path, project.answers)
         failures += [f"[docker] {problem}" for problem in docker]
+    if project.answers["use_kubernetes"]:
+        with timings.step("chart"):
+            chart = chart_problems(project.path, project.answers)
+            failures += [f"[chart] {problem}" for problem in chart]
 
     with timings.step("env"):
         try:

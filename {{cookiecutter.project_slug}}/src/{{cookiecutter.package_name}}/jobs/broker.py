@@ -5,6 +5,7 @@ import logging
 import time
 from collections.abc import AsyncGenerator, Awaitable, Callable
 from contextlib import suppress
+from pathlib import Path
 from typing import Any
 
 from redis.asyncio import Redis
@@ -13,6 +14,7 @@ from taskiq import AckableMessage
 from taskiq_redis import RedisStreamBroker
 
 from {{ cookiecutter.package_name }}.config import Settings
+from {{ cookiecutter.package_name }}.jobs.heartbeat import keep_beating
 from {{ cookiecutter.package_name }}.redis_client import resend_once
 
 # The one task of the queue; the web process sends it by name, the worker registers it.
@@ -39,6 +41,7 @@ class JobBroker(RedisStreamBroker):
       than the idle time is not taken over while its worker is alive.
     - An acknowledged message is deleted: the stream holds only jobs waiting or running.
     - Messages are read one at a time, so none waits unclaimed in a busy worker's batch.
+    - While it listens, a heartbeat file (if one is set) says the worker is not stuck.
     """
 
     def __init__(
@@ -49,6 +52,7 @@ class JobBroker(RedisStreamBroker):
         group: str,
         idle_seconds: float,
         socket_timeout_seconds: float,
+        heartbeat_file: Path | None = None,
     ) -> None:
         block_seconds = min(MAX_BLOCK_SECONDS, idle_seconds / 2)
         super().__init__(
@@ -66,10 +70,13 @@ class JobBroker(RedisStreamBroker):
             retry=resend_once(),
         )
         self._idle_seconds = idle_seconds
+        self._heartbeat_file = heartbeat_file
 
     async def listen(self) -> AsyncGenerator[AckableMessage]:
         running: set[bytes] = set()
-        keeper = asyncio.create_task(self._keep_claimed(running))
+        beside = [asyncio.create_task(self._keep_claimed(running))]
+        if self._heartbeat_file is not None:
+            beside.append(asyncio.create_task(keep_beating(self._heartbeat_file)))
         try:
             async with Redis(connection_pool=self.connection_pool) as redis:
                 next_takeover = 0.0
@@ -101,7 +108,8 @@ class JobBroker(RedisStreamBroker):
                         )
             raise asyncio.CancelledError
         finally:
-            keeper.cancel()
+            for task in beside:
+                task.cancel()
 
     async def _take_over_abandoned(self, redis: Redis, running: set[bytes]) -> list[Entry]:
         reply: list[Any] = await redis.xautoclaim(
@@ -180,4 +188,5 @@ def create_broker(settings: Settings) -> JobBroker:
         group=settings.job_consumer_group,
         idle_seconds=settings.job_redelivery_idle_seconds,
         socket_timeout_seconds=settings.redis_socket_timeout_seconds,
+        heartbeat_file=Path(settings.job_heartbeat_file) if settings.job_heartbeat_file else None,
     )

@@ -22,3 +22,8 @@ class JobSettings(BaseModel):
         gt=0,
         description="A job whose worker has been silent this long is taken over by another.",
     )
+    job_heartbeat_file: str = Field(
+        default="",
+        description="A worker keeps this file fresh while it listens (see jobs/heartbeat.py);"
+        " empty for none.",
+    )
