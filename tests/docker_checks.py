@@ -89,6 +89,10 @@ class Instruction:
             return None
         return value if isinstance(value, list) and all(isinstance(v, str) for v in value) else None
 
+    def argv(self) -> list[str]:
+        """What the instruction runs: its exec form, or `/bin/sh -c` with its shell form."""
+        return self.exec_form or ["/bin/sh", "-c", self.arguments]
+
 
 @dataclass
 class Stage:
