@@ -33,6 +33,7 @@ DEPENDENCY_IMPORT_NAMES = frozenset(
         "asyncpg",
         "email_validator",
         "fastapi",
+        "fastapi_offline",
         "h11",
         "httpcore",
         "httpx",

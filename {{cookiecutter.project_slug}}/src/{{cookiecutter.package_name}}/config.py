@@ -6,7 +6,7 @@ feature off removes its settings with it.
 
 from typing import Literal, Self
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 {% if cookiecutter.use_auth %}
@@ -51,13 +51,25 @@ class Settings(
     environment: Literal["development", "test", "production"] = "development"
     debug: bool = False
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
-    docs_enabled: bool = True
+    # /docs, /redoc and /openapi.json; unset (or empty), served except in production.
+    docs_enabled: bool | None = None
     cors_allow_origins: list[str] = Field(
         default_factory=list, description="Origins allowed to call the API from a browser."
     )
     max_request_body_bytes: int = Field(default=1_048_576, ge=1024)
     # Names and values summed; a browser with its cookies sends a few KiB.
     max_request_header_bytes: int = Field(default=16_384, ge=1024)
+
+    @field_validator("docs_enabled", mode="before")
+    @classmethod
+    def _empty_is_unset(cls, value: object) -> object:
+        return None if value == "" else value
+
+    @model_validator(mode="after")
+    def _docs_off_in_production(self) -> Self:
+        if self.docs_enabled is None:
+            self.docs_enabled = self.environment != "production"
+        return self
 
     @model_validator(mode="after")
     def _refuse_unsafe_production(self) -> Self:

@@ -11,6 +11,7 @@ from {{ cookiecutter.package_name }}.api import api_router
 from {{ cookiecutter.package_name }}.auth.database import install_database_error_handlers
 {% endif %}
 from {{ cookiecutter.package_name }}.config import Settings
+from {{ cookiecutter.package_name }}.docs import install_docs
 from {{ cookiecutter.package_name }}.errors import install_error_handlers
 from {{ cookiecutter.package_name }}.logs import configure_logging
 {% if cookiecutter.use_prometheus %}
@@ -33,16 +34,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             app.state.services = services
             yield
 
-    docs = settings.docs_enabled
     app = FastAPI(
         title="{{ cookiecutter.project_name }}",
         version="{{ cookiecutter.version }}",
         description="{{ cookiecutter.description }}",
         debug=settings.debug,
         lifespan=lifespan,
-        docs_url="/docs" if docs else None,
-        redoc_url="/redoc" if docs else None,
-        openapi_url="/openapi.json" if docs else None,
+        openapi_url="/openapi.json" if settings.docs_enabled else None,
+        # Served by docs.py, with their assets, instead of FastAPI's pages that use a CDN.
+        docs_url=None,
+        redoc_url=None,
     )
     # Added last runs first: the request id exists before anything else can answer.
     app.add_middleware(
@@ -63,6 +64,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     install_database_error_handlers(app)
 {% endif %}
     app.include_router(api_router)
+    install_docs(app)
 {% if cookiecutter.use_prometheus %}
     instrument(app, settings)
 {% endif %}
