@@ -969,6 +969,24 @@ def _check_api(
             code not in (0, -signal.SIGTERM) or "Application shutdown complete" not in api.output()
         ):
             problems.append(f"[api] exited {code} on SIGTERM:\n{_tail(api.output())}")
+        problems += [f"[api] {problem}" for problem in log_line_problems(api.output())]
+    return problems
+
+
+LOG_FIELDS = {"time", "level", "logger", "message", "request_id"}
+
+
+def log_line_problems(output: str) -> list[str]:
+    """Every line the server wrote, uvicorn's own included, is one JSON object with the
+    service's log fields (the image points uvicorn at logging.yaml)."""
+    problems = []
+    for number, line in enumerate(output.splitlines(), start=1):
+        try:
+            entry = json.loads(line)
+        except ValueError:
+            entry = None
+        if not isinstance(entry, dict) or not entry.keys() >= LOG_FIELDS:
+            problems.append(f"log line {number} is not a JSON log entry: {line[:200]!r}")
     return problems
 
 

@@ -10,7 +10,7 @@ from {{ cookiecutter.package_name }}.api import api_router
 {% if cookiecutter.use_auth %}
 from {{ cookiecutter.package_name }}.auth.database import install_database_error_handlers
 {% endif %}
-from {{ cookiecutter.package_name }}.config import Settings
+from {{ cookiecutter.package_name }}.config import Settings, load_settings
 from {{ cookiecutter.package_name }}.docs import install_docs
 from {{ cookiecutter.package_name }}.errors import install_error_handlers
 from {{ cookiecutter.package_name }}.logs import configure_logging
@@ -25,7 +25,7 @@ from {{ cookiecutter.package_name }}.services import open_services
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
-    settings = settings or Settings()
+    settings = settings or load_settings()
     configure_logging(settings.log_level)
 
     @asynccontextmanager
