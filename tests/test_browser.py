@@ -270,3 +270,17 @@ def ask_and_check_the_token(page: Page, auth: bool) -> None:
         assert me["username"] == USERNAME, me
         for path in ("/ai/query", "/auth/me"):
             assert authorization[path].startswith("Bearer "), f"{path} went without the token"
+
+
+def test_without_a_chromium_the_browser_tests_fail_in_one_line(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.delenv("CHROMIUM", raising=False)
+    monkeypatch.setattr(shutil, "which", lambda _: None)
+
+    with pytest.raises(pytest.fail.Exception) as failed:
+        find_chromium()
+
+    message = str(failed.value)
+    assert "\n" not in message
+    assert "apt-get install chromium" in message
