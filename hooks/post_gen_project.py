@@ -160,17 +160,69 @@ def lock_dependencies(root: Path, answers: Mapping[str, Any]) -> None:
         print(f"note: `uv lock` failed ({reason}); {hint}")
 
 
+# The "Next" message: what to run once the project exists, in order, as (toggles, command,
+# comment). `toggles` is "" for every project, a toggle, or toggles joined by "|" for a step
+# any of them needs; a toggle the answers do not have (one this template does not ask yet)
+# counts as off. A step without a command is a note. `{slug}`, `{package}` and `{python}` are
+# filled in from the answers. The template's tests run every command for each combination.
+NEXT_STEPS: tuple[tuple[str, str, str], ...] = (
+    ("", "cd {slug}", ""),
+    ("", "uv sync", "Python {python} and the dependencies, in .venv"),
+    (
+        "use_redis_cache|use_background_jobs",
+        "",
+        "the service and its tests need Redis at REDIS_URL (redis://127.0.0.1:6379/0)",
+    ),
+    ("use_auth", "uv run alembic upgrade head", "the user tables, in {package}.db"),
+    (
+        "use_auth",
+        "uv run {package} create-user alice --quota 100",
+        "a user to log in as with Authorize in /docs; it asks for the password",
+    ),
+    (
+        "",
+        "uv run uvicorn --factory {package}.main:create_app --reload --log-config logging.yaml",
+        "the service: open http://127.0.0.1:8000/docs",
+    ),
+    (
+        "use_background_jobs",
+        "uv run taskiq worker {package}.worker:broker",
+        "in another terminal: the worker that runs queued jobs",
+    ),
+    ("", "uv run pytest", "the tests"),
+    ("use_docker", "docker compose up --build --wait", "or the whole stack in containers"),
+    (
+        "use_kubernetes",
+        "helm lint --strict deploy/helm/{slug}",
+        "the Helm chart; the README's Kubernetes section installs it",
+    ),
+)
+
+
+def step_applies(toggles: str, answers: Mapping[str, Any]) -> bool:
+    return not toggles or any(answers.get(toggle) is True for toggle in toggles.split("|"))
+
+
 def next_steps(answers: Mapping[str, Any]) -> str:
-    package = answers["package_name"]
-    return "\n".join(
-        [
-            f"Created {answers['project_slug']}. Next:",
-            f"  cd {answers['project_slug']}",
-            "  uv sync",
-            f"  uv run uvicorn --factory {package}.main:create_app --reload",
-            "  uv run pytest",
-        ]
-    )
+    fill = {
+        "slug": answers["project_slug"],
+        "package": answers["package_name"],
+        "python": answers["python_version"],
+    }
+    features = [key.split("_")[-1] for key in MANIFEST if "+" not in key and answers.get(key)]
+    steps = [
+        (command.format(**fill), comment.format(**fill))
+        for toggles, command, comment in NEXT_STEPS
+        if step_applies(toggles, answers)
+    ]
+    lines = [f"Created {fill['slug']} with {', '.join(features) or 'no optional feature'}."]
+    lines += [f"Note: {note}." for command, note in steps if not command]
+    lines += ["Next:"]
+    for command, comment in steps:
+        if command:
+            lines += [f"  # {comment}"] if comment else []
+            lines += [f"  {command}"]
+    return "\n".join(lines)
 
 
 def main() -> int:

@@ -34,6 +34,7 @@ DEPENDENCY_IMPORT_NAMES = frozenset(
         "cachetools",
         "email_validator",
         "fastapi",
+        "fastapi_offline",
         "h11",
         "httpcore",
         "httpx",

@@ -583,3 +583,20 @@ def docker_problems(project: Path, answers: Mapping[str, Any]) -> list[str]:
     """Every check above, for a project rendered with `use_docker` on."""
     problems = lint_problems(project) + structure_problems(project, answers)
     return problems + workflow_problems(project, answers)
+
+
+LOG_FIELDS = {"time", "level", "logger", "message", "request_id"}
+
+
+def log_line_problems(output: str) -> list[str]:
+    """Every line a server wrote, uvicorn's own included, is one JSON object with the
+    service's log fields (the image points uvicorn at logging.yaml)."""
+    problems = []
+    for number, line in enumerate(output.splitlines(), start=1):
+        try:
+            entry = json.loads(line)
+        except ValueError:
+            entry = None
+        if not isinstance(entry, dict) or not entry.keys() >= LOG_FIELDS:
+            problems.append(f"log line {number} is not a JSON log entry: {line[:200]!r}")
+    return problems

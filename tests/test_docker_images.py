@@ -37,7 +37,13 @@ import pytest
 import yaml
 
 from baking import BakedProject, Template
-from docker_checks import compose_test_argv, hardening_missing, load_compose, parse_dockerfile
+from docker_checks import (
+    compose_test_argv,
+    hardening_missing,
+    load_compose,
+    log_line_problems,
+    parse_dockerfile,
+)
 from docker_engine import (
     SKIP_VARIABLE,
     Build,
@@ -288,6 +294,8 @@ def _serve_and_stop(
             failures.append(f"[stop] the query in flight got {response.status}: {response.text}")
     logs = container.logs()
     failures += _shutdown_problems("api", measured["exit"], measured["stop_s"], grace, logs)
+    # One log format: the container's every line, uvicorn's own included, is a JSON entry.
+    failures += [f"[logs] {problem}" for problem in log_line_problems(logs)]
     return failures
 
 

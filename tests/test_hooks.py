@@ -322,7 +322,53 @@ def test_next_steps_name_the_commands_to_run(post: ModuleType, answers: dict[str
     for command in (
         f"cd {answers['project_slug']}",
         "uv sync",
-        f"uv run uvicorn --factory {answers['package_name']}.main:create_app --reload",
+        f"uv run uvicorn --factory {answers['package_name']}.main:create_app --reload"
+        " --log-config logging.yaml",
         "uv run pytest",
     ):
-        assert command in steps
+        assert f"\n  {command}\n" in f"{steps}\n"
+
+
+# A command of each feature's own, in the "Next" message exactly when the feature is on.
+FEATURE_STEPS = {
+    "use_auth": "uv run alembic upgrade head",
+    "use_background_jobs": "uv run taskiq worker",
+    "use_docker": "docker compose up --build --wait",
+    "use_kubernetes": "helm lint --strict deploy/helm/",
+}
+
+
+@pytest.mark.parametrize("feature", FEATURE_STEPS)
+def test_next_steps_give_a_feature_its_commands(
+    post: ModuleType, template: Template, answers: dict[str, Any], feature: str
+) -> None:
+    # use_kubernetes may not be a question of this template yet: then it is simply never on.
+    off = {**_answers_with(template, answers), feature: False}
+    on = {**off, feature: True}
+
+    assert FEATURE_STEPS[feature] not in post.next_steps(off)
+    assert FEATURE_STEPS[feature] in post.next_steps(on)
+
+
+def test_next_steps_need_no_answer_the_template_does_not_ask(
+    post: ModuleType, answers: dict[str, Any]
+) -> None:
+    without = {key: value for key, value in answers.items() if key != "use_docker"}
+
+    assert "docker compose" not in post.next_steps(without)
+
+
+def test_next_steps_say_when_redis_is_needed(
+    post: ModuleType, template: Template, answers: dict[str, Any]
+) -> None:
+    for feature in ("use_redis_cache", "use_background_jobs"):
+        assert "need Redis" in post.next_steps(_answers_with(template, answers, **{feature: True}))
+    assert "Redis" not in post.next_steps(_answers_with(template, answers))
+
+
+def test_every_next_step_names_a_toggle_of_the_template_or_the_coming_kubernetes_one(
+    post: ModuleType, template: Template
+) -> None:
+    named = {toggle for toggles, _, _ in post.NEXT_STEPS for toggle in toggles.split("|") if toggle}
+
+    assert named <= {*template.toggles, "use_kubernetes"}

@@ -21,6 +21,7 @@ from baking import (
     feature_problems,
     leftover_problems,
 )
+from commands import command_problems
 from docker_checks import project_problems
 from kubernetes_checks import chart_problems
 
@@ -34,6 +35,7 @@ def test_combination(
     bake: Callable[..., BakedProject],
     template: Template,
     timings: Timings,
+    tmp_path: Path,
 ) -> None:
     with timings.step("bake"):
         project = bake(**combination.answers)
@@ -66,6 +68,13 @@ def test_combination(
                     project.uv_run(*command)
                 except StepFailed as error:
                     failures.append(f"[{step}] {error}")
+
+    with timings.step("commands"):
+        # What the "Next" message and the README tell a user to run, in this environment.
+        message = template.hook("post_gen_project").next_steps(project.answers)
+        failures += [
+            f"[commands] {problem}" for problem in command_problems(project, message, tmp_path)
+        ]
 
     if project.answers["use_auth"]:
         # The auth suite once more against PostgreSQL: it makes a database of its own on the

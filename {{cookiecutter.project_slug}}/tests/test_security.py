@@ -67,16 +67,6 @@ class TestCorsAllowList:
         assert response.headers["access-control-allow-origin"] == "https://app.example"
 
 
-class TestDocsOff:
-    @pytest.fixture
-    def settings(self, settings: Settings) -> Settings:
-        return settings.model_copy(update={"docs_enabled": False})
-
-    async def test_docs_and_schema_are_not_served(self, client: httpx.AsyncClient) -> None:
-        for path in ("/docs", "/redoc", "/openapi.json"):
-            assert (await client.get(path)).status_code == 404
-
-
 @pytest.mark.parametrize(
     ("unsafe", "message"),
     [

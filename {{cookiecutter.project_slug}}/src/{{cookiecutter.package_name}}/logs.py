@@ -8,8 +8,13 @@ from typing import Any
 
 request_id_var: ContextVar[str] = ContextVar("request_id", default="-")
 
-# Attributes every LogRecord has; anything else was passed through `extra=` and is logged.
-_RECORD_ATTRIBUTES = frozenset(vars(logging.makeLogRecord({}))) | {"message", "asctime"}
+# Attributes every LogRecord has; anything else was passed through `extra=` and is logged
+# (but for uvicorn's copy of its message with terminal colours).
+_RECORD_ATTRIBUTES = frozenset(vars(logging.makeLogRecord({}))) | {
+    "message",
+    "asctime",
+    "color_message",
+}
 # Made once: `json.dumps(..., default=str)` would make a new encoder for every line.
 _ENCODER = json.JSONEncoder(default=str)
 
@@ -32,11 +37,18 @@ class JsonFormatter(logging.Formatter):
 
 
 def configure_logging(level: str) -> None:
+    """Every logger through one JSON handler on stderr. uvicorn's own loggers too: started
+    without `--log-config logging.yaml`, uvicorn gave them plain-text handlers of their own."""
     handler = logging.StreamHandler()
     handler.setFormatter(JsonFormatter())
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
+    for name in ("uvicorn", "uvicorn.error"):
+        uvicorn_logger = logging.getLogger(name)
+        uvicorn_logger.handlers.clear()
+        uvicorn_logger.propagate = True
+    logging.captureWarnings(True)
     # A line written per request must cost little: skip looking up what no line shows.
     logging.logThreads = False
     logging.logProcesses = False

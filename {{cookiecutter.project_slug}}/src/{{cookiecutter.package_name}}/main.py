@@ -10,7 +10,8 @@ from {{ cookiecutter.package_name }}.api import ROUTERS
 {% if cookiecutter.use_auth %}
 from {{ cookiecutter.package_name }}.auth.database import install_database_error_handlers
 {% endif %}
-from {{ cookiecutter.package_name }}.config import Settings
+from {{ cookiecutter.package_name }}.config import Settings, load_settings
+from {{ cookiecutter.package_name }}.docs import install_docs
 from {{ cookiecutter.package_name }}.errors import install_error_handlers
 from {{ cookiecutter.package_name }}.logs import configure_logging
 {% if cookiecutter.use_prometheus %}
@@ -24,7 +25,7 @@ from {{ cookiecutter.package_name }}.services import open_services
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
-    settings = settings or Settings()
+    settings = settings or load_settings()
     configure_logging(settings.log_level)
 
     @asynccontextmanager
@@ -33,16 +34,16 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             app.state.services = services
             yield
 
-    docs = settings.docs_enabled
     app = FastAPI(
         title="{{ cookiecutter.project_name }}",
         version="{{ cookiecutter.version }}",
         description="{{ cookiecutter.description }}",
         debug=settings.debug,
         lifespan=lifespan,
-        docs_url="/docs" if docs else None,
-        redoc_url="/redoc" if docs else None,
-        openapi_url="/openapi.json" if docs else None,
+        openapi_url="/openapi.json" if settings.docs_enabled else None,
+        # Served by docs.py, with their assets, instead of FastAPI's pages that use a CDN.
+        docs_url=None,
+        redoc_url=None,
     )
     # Added last runs first: the request id exists before anything else can answer.
     app.add_middleware(
@@ -66,6 +67,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 {% endif %}
     for router in ROUTERS:
         app.include_router(router)
+    # After the API's routes: FastAPI tries every route in order, and these are rarely asked.
+    install_docs(app)
 {% if cookiecutter.use_prometheus %}
     instrument(app, settings)
 {% endif %}

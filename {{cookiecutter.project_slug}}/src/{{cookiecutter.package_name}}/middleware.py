@@ -24,6 +24,8 @@ SECURITY_HEADERS = {
     "X-Frame-Options": "DENY",
     "Referrer-Policy": "no-referrer",
     "Cross-Origin-Opener-Policy": "same-origin",
+    # Nothing a JSON answer holds may load or run anything; the docs pages set their own.
+    "Content-Security-Policy": "default-src 'none'; frame-ancestors 'none'",
 }
 # As the ASGI messages carry them, encoded once.
 _RAW_SECURITY_HEADERS = [
