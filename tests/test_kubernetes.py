@@ -388,8 +388,8 @@ def test_the_agreement_check_passes_the_chart_as_rendered(
 AGREEMENT_BREAKS = [
     pytest.param(
         "src/prsm_service/config.py",
-        "    docs_enabled: bool = True",
-        "    docs_served: bool = True",
+        "    docs_enabled: bool | None = None",
+        "    docs_served: bool | None = None",
         "sets DOCS_ENABLED, which neither config.py nor the image reads",
         id="a-renamed-setting",
     ),
