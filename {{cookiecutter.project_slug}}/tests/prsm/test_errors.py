@@ -1,14 +1,51 @@
 """Every upstream error class of the protocol's mapping table, as the service's caller sees it.
 
-The faults come from the embedded engine's fault injection, through the real client.
+The faults come from the embedded engine's fault injection. Each test runs twice: with the
+engine answering in-process, as a service without PRSM_API_URL has it, and with the same
+engine served as a node on a local port, through the HTTP client.
 """
+
+from collections.abc import AsyncIterator
 
 import httpx
 import pytest
+from fastapi import FastAPI
 
 from {{ cookiecutter.package_name }}.config import Settings
 from {{ cookiecutter.package_name }}.prsm.engine import EmbeddedEngine
-from tests.helpers import free_port, query_body, serve
+from {{ cookiecutter.package_name }}.services import Services
+from tests.helpers import app_client, free_port, query_body, serve
+
+
+@pytest.fixture(params=["in-process", "over-http"])
+async def node(
+    request: pytest.FixtureRequest, settings: Settings
+) -> AsyncIterator[tuple[EmbeddedEngine, str] | None]:
+    """None in-process; over HTTP, the engine (faults as the settings say) and its address."""
+    if request.param == "in-process":
+        yield None
+        return
+    engine = EmbeddedEngine.from_settings(settings)
+    async with serve(engine.app) as url:
+        yield engine, url
+
+
+@pytest.fixture
+async def app_and_client(
+    settings: Settings, node: tuple[EmbeddedEngine, str] | None
+) -> AsyncIterator[tuple[FastAPI, httpx.AsyncClient]]:
+    if node is not None:
+        settings = settings.model_copy(update={"prsm_api_url": node[1]})
+    async with app_client(settings) as started:
+        yield started
+
+
+@pytest.fixture
+def engine(services: Services, node: tuple[EmbeddedEngine, str] | None) -> EmbeddedEngine:
+    """The engine that answers, in-process or as the node."""
+    engine = services.engine if node is None else node[0]
+    assert engine is not None
+    return engine
 
 
 @pytest.mark.parametrize(
@@ -76,6 +113,10 @@ class TestSlowPRSM:
 
 
 class TestUnreachablePRSM:
+    @pytest.fixture
+    def node(self) -> None:
+        """Over HTTP already, to a port that nothing listens on (yet)."""
+
     @pytest.fixture
     def node_port(self) -> int:
         return free_port()
