@@ -3,7 +3,8 @@
 A `Scenario` is one kind of request. Its body may name `{n}`, a counter unique to each
 request of a run (unique prompts: cache misses), `{user}`, which changes every `USER_EVERY`
 requests (so that no embedded-engine user runs out of FTNS during a run), and `{run}`, a token
-new for every run. `header_sets`, when given, rotate with `{user}` (one bearer token each).
+new for every run. `header_sets`, when given (one bearer token each), take turns request by
+request, as the requests of a service's many users arrive mixed.
 Both generators keep every connection busy for a fixed duration (a closed loop) and report
 requests/s, p50 and p99 latency, and the answers that were not 2xx.
 """
@@ -58,7 +59,7 @@ class Scenario:
 
     def headers_for(self, n: int) -> dict[str, str]:
         rotating = (
-            self.header_sets[(n // USER_EVERY) % len(self.header_sets)] if self.header_sets else {}
+            self.header_sets[n % len(self.header_sets)] if self.header_sets else {}
         )
         return {**self.headers, **rotating}
 
@@ -102,14 +103,18 @@ def run(
     connections: int,
     seconds: float,
     first: int = 0,
+    *,
+    pinned: bool = True,
 ) -> LoadResult:
-    """One bounded run; request numbers `{n}` start after `first`."""
+    """One bounded run; request numbers `{n}` start after `first`. Pinned to core 1 unless
+    told otherwise (a server of several workers has both cores)."""
     check_loopback(base_url)
     scenario = scenario.for_run()
     if tool == "wrk":
-        return run_wrk(base_url, scenario, connections, seconds, first)
-    saved = os.sched_getaffinity(0) if PIN else None
-    pin_to(1)
+        return run_wrk(base_url, scenario, connections, seconds, first, pinned=pinned)
+    saved = os.sched_getaffinity(0) if PIN and pinned else None
+    if pinned:
+        pin_to(1)
     try:
         return asyncio.run(run_python(base_url, scenario, connections, seconds, first))
     finally:
@@ -171,7 +176,7 @@ def wrk_script(scenario: Scenario, first: int = 0) -> str:
     if scenario.varies:
         body = _lua_body(scenario.body) if scenario.body is not None else "nil"
         headers = (
-            f"header_sets[math.floor(n / {USER_EVERY}) % #header_sets + 1]"
+            "header_sets[n % #header_sets + 1]"
             if scenario.header_sets
             else "nil"
         )
@@ -198,7 +203,13 @@ def wrk_script(scenario: Scenario, first: int = 0) -> str:
 
 
 def run_wrk(
-    base_url: str, scenario: Scenario, connections: int, seconds: float, first: int = 0
+    base_url: str,
+    scenario: Scenario,
+    connections: int,
+    seconds: float,
+    first: int = 0,
+    *,
+    pinned: bool = True,
 ) -> LoadResult:
     with tempfile.NamedTemporaryFile("w", suffix=".lua", delete=False) as script:
         script.write(wrk_script(scenario, first))
@@ -219,7 +230,7 @@ def run_wrk(
             text=True,
             timeout=seconds + 60,
             check=True,
-            preexec_fn=lambda: pin_to(1),
+            preexec_fn=(lambda: pin_to(1)) if pinned else None,
         )
     finally:
         Path(script.name).unlink()

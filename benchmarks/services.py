@@ -78,19 +78,19 @@ class Project:
 
 
 def build(name: str, all_on: bool, workdir: Path) -> Project:
-    """Render the project and `uv sync` its runtime dependencies (no dev group)."""
+    """Render the project and `uv sync` its runtime dependencies (no dev group), compiled to
+    bytecode as the image has them: start-up time is then what a deployment sees."""
     extra = answers(all_on)
     path = render(workdir / name, extra)
-    completed = subprocess.run(
-        [find_uv(), "sync", "--no-dev"],
-        cwd=path,
-        env=clean_env(),
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    if completed.returncode:
-        raise RuntimeError(f"uv sync failed for {name}:\n{completed.stderr[-3000:]}")
+    for command in (
+        [find_uv(), "sync", "--no-dev", "--compile-bytecode"],
+        [str(path / ".venv" / "bin" / "python"), "-m", "compileall", "-q", "src"],
+    ):
+        completed = subprocess.run(
+            command, cwd=path, env=clean_env(), capture_output=True, text=True, check=False
+        )
+        if completed.returncode:
+            raise RuntimeError(f"{command[1]} failed for {name}:\n{completed.stderr[-3000:]}")
     return Project(name, path, extra)
 
 
@@ -156,6 +156,9 @@ class Service:
     header_sets: list[dict[str, str]] = field(default_factory=list)
     # The rendered project it runs ("all-off", "all-on"); "" for the bare app.
     project: str = ""
+    # Its user database with auth ("sqlite", "postgres"); "" without.
+    database: str = ""
+    workers: int = 1
 
     @property
     def url(self) -> str:
@@ -172,7 +175,7 @@ class Service:
         """User plus system CPU time the server process (all its threads) has used."""
         return cpu_seconds(self.pid)
 
-    def wait_ready(self, timeout: float = 60) -> None:
+    def wait_ready(self, timeout: float = 60, poll_seconds: float = 0.2) -> None:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
@@ -181,7 +184,7 @@ class Service:
                 status, _ = http(self.url + self.ready_path)
                 if status == 200:
                     return
-            time.sleep(0.2)
+            time.sleep(poll_seconds)
         raise RuntimeError(
             f"{self.name} not ready after {timeout:.0f} s:\n{self.log.read_text()[-3000:]}"
         )
@@ -192,7 +195,7 @@ class Service:
             try:
                 self.process.wait(10)
             except subprocess.TimeoutExpired:
-                self.process.kill()
+                os.killpg(self.process.pid, signal.SIGKILL)
                 self.process.wait()
 
 
@@ -204,7 +207,12 @@ def start(
     env: Mapping[str, str],
     ready_path: str,
     logs: Path,
+    *,
+    pinned: bool = True,
+    poll_seconds: float = 0.2,
 ) -> Service:
+    """Start a server; pinned to core 0 unless told otherwise (several workers need both).
+    Returns once `ready_path` answers 200, asked every `poll_seconds`."""
     port = free_port()
     log = logs / f"{name}.log"
     handle = log.open("wb")
@@ -214,12 +222,14 @@ def start(
         env=dict(env),
         stdout=handle,
         stderr=subprocess.STDOUT,
-        preexec_fn=lambda: pin_to(0),
+        preexec_fn=(lambda: pin_to(0)) if pinned else None,
+        # Its own process group: with several workers, stop() reaches them all.
+        start_new_session=True,
     )
     handle.close()
     service = Service(name, process, port, log, ready_path)
     try:
-        service.wait_ready()
+        service.wait_ready(poll_seconds=poll_seconds)
     except BaseException:
         service.stop()
         raise
@@ -241,24 +251,35 @@ class Backing:
     workdir: Path
     run_id: str = field(default_factory=lambda: uuid.uuid4().hex[:8])
     postgres_databases: list[str] = field(default_factory=list)
+    # One environment per project and user database: a service started again (more workers,
+    # a start-up timing) finds its database migrated, its users made and its secret key.
+    _envs: dict[tuple[str, str], dict[str, str]] = field(default_factory=dict)
 
     @property
     def key_prefix(self) -> str:
         return f"bench-{self.run_id}:"
 
-    def env_for(self, project: Project, log_level: str, database: str) -> dict[str, str]:
-        env = clean_env(
-            ENVIRONMENT="development",
-            LOG_LEVEL=log_level,
-            PRSM_API_URL="",
-            REDIS_URL=REDIS_URL,
-            REDIS_KEY_PREFIX=f"{self.key_prefix}{project.name}-{database}:",
-        )
-        if project.has("use_auth"):
-            env.update(auth_env(project, self.workdir))
-            if database == "postgres":
-                env["DATABASE_URL"] = self.postgres_database(f"{project.name}-{database}")
-        return env
+    def env_for(
+        self, project: Project, log_level: str, database: str, users: int = 0
+    ) -> dict[str, str]:
+        """The service's environment; with auth, the first call migrates its user database
+        and makes `users` benchmark users (AUTH_USERS by default)."""
+        key = (project.name, database)
+        if key not in self._envs:
+            env = clean_env(
+                ENVIRONMENT="development",
+                LOG_LEVEL=log_level,
+                PRSM_API_URL="",
+                REDIS_URL=REDIS_URL,
+                REDIS_KEY_PREFIX=f"{self.key_prefix}{project.name}-{database}:",
+            )
+            if project.has("use_auth"):
+                env.update(auth_env(project, self.workdir))
+                if database == "postgres":
+                    env["DATABASE_URL"] = self.postgres_database(f"{project.name}-{database}")
+                prepare_auth(project, env, users or AUTH_USERS)
+            self._envs[key] = env
+        return dict(self._envs[key])
 
     def postgres_database(self, label: str) -> str:
         """A new database on the local PostgreSQL; dropped by `cleanup`."""
@@ -276,24 +297,47 @@ class Backing:
 
 
 def start_project(
-    project: Project, backing: Backing, logs: Path, log_level: str, database: str = "sqlite"
+    project: Project,
+    backing: Backing,
+    logs: Path,
+    log_level: str,
+    database: str = "sqlite",
+    *,
+    workers: int = 1,
+    pinned: bool | None = None,
+    ready_path: str = "/health",
+    poll_seconds: float = 0.2,
 ) -> Service:
-    """Start a rendered project; with auth, its user database is SQLite or PostgreSQL."""
+    """Start a rendered project; with auth, its user database is SQLite or PostgreSQL.
+
+    With several workers (WEB_CONCURRENCY, as the image takes it) the workers keep their
+    metrics in a PROMETHEUS_MULTIPROC_DIR of their own, and the server is not pinned unless
+    asked: they need both cores."""
     env = backing.env_for(project, log_level, database)
     name = project.name
     if project.has("use_auth"):
-        prepare_auth(project, env)
         name = f"{project.name} ({'PostgreSQL' if database == 'postgres' else 'SQLite'})"
+    if workers > 1:
+        env["WEB_CONCURRENCY"] = str(workers)
+        name = f"{name}, {workers} workers"
+        if project.has("use_prometheus"):
+            directory = backing.workdir / f"metrics-{uuid.uuid4().hex[:8]}"
+            directory.mkdir()
+            env["PROMETHEUS_MULTIPROC_DIR"] = str(directory)
     service = start(
         name,
         project.python,
         f"{project.package}.main:create_app",
         project.path,
         env,
-        "/health",
+        ready_path,
         logs,
+        pinned=workers == 1 if pinned is None else pinned,
+        poll_seconds=poll_seconds,
     )
     service.project = project.name
+    service.database = database if project.has("use_auth") else ""
+    service.workers = workers
     if project.has("use_auth"):
         service.header_sets = login(service)
     return service
@@ -314,8 +358,8 @@ def running(*services: Service) -> Iterator[None]:
 BENCH_PASSWORD = "bench-password-123"
 BENCH_QUOTA = "1000000000"
 # The embedded engine grants each PRSM user 100 FTNS, about 1,200 uncached queries: one user
-# asks the repeated question, misses rotate over the others (`USER_EVERY` requests each in
-# turn), so a run can make about 1,200 x (AUTH_USERS - 1) misses.
+# asks the repeated question, misses take the others in turn, request by request, so a run can
+# make about 1,200 x (AUTH_USERS - 1) misses.
 AUTH_USERS = int(os.environ.get("BENCH_AUTH_USERS", "49"))
 
 

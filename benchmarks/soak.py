@@ -83,7 +83,6 @@ from services import (
     free_port,
     http,
     login,
-    prepare_auth,
     rss_mib,
     running,
     start,
@@ -689,12 +688,11 @@ def main() -> int:
         project = build("all-on", True, workdir)
         backing = Backing(workdir)
         try:
-            env = backing.env_for(project, args.log_level, "postgres")
+            print(f"migrating the user database and adding {users} users ...", flush=True)
+            env = backing.env_for(project, args.log_level, "postgres", users)
             env["PRSM_TIMEOUT_SECONDS"] = f"{request_timeout:g}"
             env["METRICS_WORKER_HOST"] = "127.0.0.1"
             env["METRICS_WORKER_PORT"] = str(free_port())
-            print(f"migrating the user database and adding {users} users ...", flush=True)
-            prepare_auth(project, env, users)
             service = start(
                 "all-on",
                 project.python,

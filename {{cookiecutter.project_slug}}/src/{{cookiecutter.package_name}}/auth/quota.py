@@ -10,9 +10,12 @@ import asyncio
 import logging
 from collections.abc import AsyncIterator, Callable
 from dataclasses import replace
+from typing import Any, cast
 
 import anyio
+import asyncpg
 from sqlalchemy import Executable, bindparam, select, update
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from {{ cookiecutter.package_name }}.auth.models import MICRO_FTNS, User, from_micro_ftns, to_micro_ftns
@@ -58,6 +61,17 @@ class QuotaAnswerer:
         self._answerer = answerer
         # Each statement is a transaction of its own: one round trip, no BEGIN and COMMIT.
         self._database = database.execution_options(isolation_level="AUTOCOMMIT")
+        self._on_asyncpg: dict[Executable, tuple[str, list[str]]] = {}
+        if database.dialect.driver == "asyncpg":
+            # On PostgreSQL the statements run on the pooled connection's asyncpg connection
+            # itself, compiled once by SQLAlchemy: through SQLAlchemy's execution layer one
+            # costs about four times the CPU that asyncpg takes for it, and two of them run for
+            # every query that reaches PRSM. An idle pooled connection is in no transaction,
+            # so each statement commits by itself.
+            self._database = database
+            for statement in (_QUOTA_LEFT, _TAKE, _GIVE_BACK):
+                compiled = statement.compile(dialect=database.dialect)
+                self._on_asyncpg[statement] = (str(compiled), list(compiled.positiontup or ()))
         # Told what is left of a user's quota each time a query changed it.
         self.quota_left: Callable[[str, int], None] = lambda username, micro_ftns: None
 
@@ -135,7 +149,19 @@ class QuotaAnswerer:
 
     async def _scalar(self, statement: Executable, **parameters: object) -> int | None:
         async with self._database.connect() as connection:
-            left: int | None = await connection.scalar(statement, parameters)
+            if statement not in self._on_asyncpg:
+                left: int | None = await connection.scalar(statement, parameters)
+                return left
+            sql, names = self._on_asyncpg[statement]
+            pooled = await connection.get_raw_connection()
+            driver = cast("asyncpg.Connection[Any]", pooled.driver_connection)
+            try:
+                left = await driver.fetchval(sql, *map(parameters.get, names))
+            except (asyncpg.PostgresConnectionError, asyncpg.InterfaceError, OSError) as exc:
+                # What SQLAlchemy would do: the connection leaves the pool, and the caller sees
+                # the error the service answers 503 for.
+                await connection.invalidate(exc)
+                raise OperationalError(sql, parameters, exc) from exc
         return left
 
 
