@@ -58,9 +58,7 @@ class Scenario:
         return self.body.replace("{n}", str(n)).replace("{user}", str(n // USER_EVERY)).encode()
 
     def headers_for(self, n: int) -> dict[str, str]:
-        rotating = (
-            self.header_sets[n % len(self.header_sets)] if self.header_sets else {}
-        )
+        rotating = self.header_sets[n % len(self.header_sets)] if self.header_sets else {}
         return {**self.headers, **rotating}
 
 
@@ -175,11 +173,7 @@ def wrk_script(scenario: Scenario, first: int = 0) -> str:
     ]
     if scenario.varies:
         body = _lua_body(scenario.body) if scenario.body is not None else "nil"
-        headers = (
-            "header_sets[n % #header_sets + 1]"
-            if scenario.header_sets
-            else "nil"
-        )
+        headers = "header_sets[n % #header_sets + 1]" if scenario.header_sets else "nil"
         lines += [
             "function request()",
             "  counter = counter + 1",
