@@ -8,7 +8,7 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
-from sqlalchemy import event, select
+from sqlalchemy import event, make_url, select
 from sqlalchemy.exc import DisconnectionError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from sqlalchemy.ext.asyncio import (
@@ -32,6 +32,11 @@ logger = logging.getLogger(__name__)
 def create_engine(url: str, *, pool_size: int = 5, max_overflow: int = 10) -> AsyncEngine:
     """The engine of `url`, keeping `pool_size` connections open and opening up to
     `max_overflow` more for a moment when all of them are busy."""
+    if make_url(url).get_backend_name() == "sqlite":
+        # SQLite lets one writer in at a time, and a writer that has to wait sleeps in its busy
+        # handler, in steps of up to 100 ms: on one connection the process's statements take
+        # turns in the pool's queue instead.
+        pool_size, max_overflow = 1, 0
     engine = create_async_engine(
         url, poolclass=AsyncAdaptedQueuePool, pool_size=pool_size, max_overflow=max_overflow
     )
