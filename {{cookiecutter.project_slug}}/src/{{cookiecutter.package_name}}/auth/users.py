@@ -1,5 +1,6 @@
 """The user store: what the login route, the quota and the command line do with users."""
 
+import asyncio
 import re
 from dataclasses import dataclass
 from decimal import Decimal
@@ -94,13 +95,25 @@ class RecentUsers:
         self._recent: TTLCache[str, Account] | None = (
             TTLCache(max_users, max_age_seconds) if max_age_seconds > 0 else None
         )
+        # Reads under way: when a busy user's entry expires, the requests in flight for them
+        # share one read instead of each sending its own.
+        self._reading: dict[str, asyncio.Task[Account | None]] = {}
 
     async def get(self, username: str) -> Account | None:
-        if self._recent is not None:
-            try:
-                return self._recent[username]
-            except KeyError:  # not read yet, or read too long ago
-                pass
+        if self._recent is None:
+            return await self._read(username)
+        try:
+            return self._recent[username]
+        except KeyError:  # not read yet, or read too long ago
+            pass
+        reading = self._reading.get(username)
+        if reading is None:
+            reading = self._reading[username] = asyncio.create_task(self._read(username))
+            reading.add_done_callback(lambda _: self._reading.pop(username, None))
+        # Shielded: a caller that leaves does not cancel the read the others wait for.
+        return await asyncio.shield(reading)
+
+    async def _read(self, username: str) -> Account | None:
         user = await find_user(self._sessions, username)
         if user is None:
             return None
