@@ -178,13 +178,7 @@ class EmbeddedEngine:
         # uvloop some waited far longer than others (at 64 connections, p99 176 ms against a
         # median of 13 ms; with the turn, 13 to 28 ms and 13% more answers a second).
         await asyncio.sleep(0)
-        outcome = await self._answer(
-            query.user_id,
-            query.prompt,
-            query.context_allocation,
-            query.session_id,
-            query.request_id,
-        )
+        outcome = await self._answer(query)
         if isinstance(outcome, _Refusal):
             # Mapped exactly as the HTTP client maps the same answer from a node.
             raise error_from_node(
@@ -228,24 +222,18 @@ class EmbeddedEngine:
             return _node_error(
                 422, "validation_error", "Invalid request", {"errors": _error_summary(exc)}
             )
-        return await self._answer(
-            user_input.user_id,
-            user_input.prompt,
-            user_input.context_allocation,
-            user_input.session_id,
-            request.headers.get("X-Request-ID"),
+        query = PRSMQuery(
+            user_id=user_input.user_id,
+            prompt=user_input.prompt,
+            context_allocation=user_input.context_allocation,
+            session_id=user_input.session_id,
+            request_id=request.headers.get("X-Request-ID"),
         )
+        return await self._answer(query)
 
     # --- the engine itself ---------------------------------------------------------------
 
-    async def _answer(
-        self,
-        user_id: str,
-        prompt: str,
-        allocation: int | None,
-        session_id: UUID | None,
-        request_id: str | None,
-    ) -> _Answer | _Refusal:
+    async def _answer(self, query: PRSMQuery) -> _Answer | _Refusal:
         if self.faults.latency_seconds:
             try:
                 async with asyncio.timeout(self._timeout):
@@ -255,18 +243,12 @@ class EmbeddedEngine:
         if self.faults.fail_next:
             self.faults.fail_next -= 1
             return _injected_fault(self.faults.fail_status)
-        return self._charge(user_id, prompt, allocation, session_id, request_id)
+        return self._charge(query)
 
-    def _charge(
-        self,
-        user_id: str,
-        prompt: str,
-        allocation: int | None,
-        session_id: UUID | None,
-        request_id: str | None,
-    ) -> _Answer | _Refusal:
+    def _charge(self, query: PRSMQuery) -> _Answer | _Refusal:
         started = time.perf_counter()
-        key = None if session_id is None else (user_id, session_id, prompt)
+        user_id, prompt, allocation = query.user_id, query.prompt, query.context_allocation
+        key = None if query.session_id is None else (user_id, query.session_id, prompt)
         if key is not None and key in self._charged:
             # The same answer again, and charged once: this request cost nothing, and says so,
             # or whoever keeps accounts from `ftns_charged` would count the charge twice.
@@ -288,12 +270,12 @@ class EmbeddedEngine:
         charged = _Answer(
             query_id=f"q_{secrets.token_hex(16)}",
             user_id=user_id,
-            session_id=session_id,
+            session_id=query.session_id,
             final_answer=answer,
             confidence=confidence,
             tokens=tokens,
             cost=cost,
-            request_id=request_id,
+            request_id=query.request_id,
             processing_time=round(time.perf_counter() - started, 6),
         )
         if key is not None:
