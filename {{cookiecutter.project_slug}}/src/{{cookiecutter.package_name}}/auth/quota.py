@@ -148,20 +148,22 @@ class QuotaAnswerer:
             self.quota_left(username, left)
 
     async def _scalar(self, statement: Executable, **parameters: object) -> int | None:
-        async with self._database.connect() as connection:
-            if statement not in self._on_asyncpg:
+        if statement not in self._on_asyncpg:
+            async with self._database.connect() as connection:
                 left: int | None = await connection.scalar(statement, parameters)
-                return left
-            sql, names = self._on_asyncpg[statement]
-            pooled = await connection.get_raw_connection()
+            return left
+        sql, names = self._on_asyncpg[statement]
+        pooled = await self._database.raw_connection()
+        try:
             driver = cast("asyncpg.Connection[Any]", pooled.driver_connection)
-            try:
-                left = await driver.fetchval(sql, *map(parameters.get, names))
-            except (asyncpg.PostgresConnectionError, asyncpg.InterfaceError, OSError) as exc:
-                # What SQLAlchemy would do: the connection leaves the pool, and the caller sees
-                # the error the service answers 503 for.
-                await connection.invalidate(exc)
-                raise OperationalError(sql, parameters, exc) from exc
+            left = await driver.fetchval(sql, *map(parameters.get, names))
+        except (asyncpg.PostgresConnectionError, asyncpg.InterfaceError, OSError) as exc:
+            # What SQLAlchemy would do: the connection leaves the pool, and the caller sees the
+            # error the service answers 503 for.
+            pooled.invalidate(exc)
+            raise OperationalError(sql, parameters, exc) from exc
+        finally:
+            pooled.close()
         return left
 
 
