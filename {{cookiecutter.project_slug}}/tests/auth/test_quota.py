@@ -1,19 +1,22 @@
 import asyncio
+import logging
 import uuid
 from collections.abc import AsyncGenerator, AsyncIterator
 from decimal import Decimal
 
 import httpx
+import pytest
 from fastapi import FastAPI
 
 from {{ cookiecutter.package_name }}.auth.quota import QuotaAnswerer
 from {{ cookiecutter.package_name }}.auth.users import find_user
+from {{ cookiecutter.package_name }}.config import Settings
 from {{ cookiecutter.package_name }}.prsm.answerer import PRSMQuery, QueryResult
 from {{ cookiecutter.package_name }}.prsm.engine import EmbeddedEngine
 from {{ cookiecutter.package_name }}.prsm.wire import StreamEvent
 from {{ cookiecutter.package_name }}.services import Services
 from tests.auth.helpers import TEST_QUOTA, add_user, quota_left, signed_in
-from tests.helpers import query_body, sse_events
+from tests.helpers import app_client, query_body, sse_events
 
 # About 0.5 FTNS on the embedded engine: the prompt is counted twice (asked, then restated).
 HALF_FTNS_PROMPT = "Tell me about the quiet history of lighthouses and their keepers, question {}"
@@ -133,6 +136,27 @@ async def test_parallel_queries_never_spend_more_than_the_quota(
     assert await _quota(services, "bob") == quota - spent
     # And every answer PRSM charged for was charged to bob's quota.
     assert engine.balance("bob") == 100 - spent
+
+
+async def test_queries_beyond_the_pool_size_give_every_connection_back_cleanly(
+    settings: Settings, caplog: pytest.LogCaptureFixture
+) -> None:
+    # Two pooled connections for twenty queries at once: on PostgreSQL most statements run on
+    # connections opened above the pool size, which the pool closes as they come back.
+    settings.database_pool_size = 2
+    bodies = [query_body(HALF_FTNS_PROMPT.format(i), context_allocation=1) for i in range(20)]
+    async with app_client(settings) as (app, _):
+        services: Services = app.state.services
+        await add_user(services, "bob")
+        async with signed_in(app, "bob") as bob:
+            responses = await asyncio.gather(*(bob.post("/ai/query", json=body) for body in bodies))
+            left = await quota_left(bob)
+
+    assert [response.status_code for response in responses] == [200] * 20
+    spent = sum((_ftns(response.json()["cost"]) for response in responses), Decimal(0))
+    assert left == TEST_QUOTA - spent
+    errors = [record.getMessage() for record in caplog.records if record.levelno >= logging.ERROR]
+    assert errors == []
 
 
 class _CachedAnswers:

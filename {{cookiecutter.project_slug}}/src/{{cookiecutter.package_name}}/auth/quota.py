@@ -17,6 +17,7 @@ import asyncpg
 from sqlalchemy import Executable, bindparam, select, update
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.util import greenlet_spawn
 
 from {{ cookiecutter.package_name }}.auth.models import MICRO_FTNS, User, from_micro_ftns, to_micro_ftns
 from {{ cookiecutter.package_name }}.auth.users import Account
@@ -162,8 +163,14 @@ class QuotaAnswerer:
             # error the service answers 503 for.
             pooled.invalidate(exc)
             raise OperationalError(sql, parameters, exc) from exc
-        finally:
-            pooled.close()
+        except asyncio.CancelledError:
+            # Cancelled during the statement: the connection may still be busy with it, so it
+            # is closed rather than handed to the next query.
+            pooled.invalidate()
+            raise
+        # Checked in the way SQLAlchemy's own calls do it, in a greenlet: the pool closes a
+        # connection above its size there, which awaits asyncpg.
+        await greenlet_spawn(pooled.close)
         return left
 
 
