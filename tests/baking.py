@@ -249,6 +249,11 @@ class Timings:
 
     steps: dict[str, float] = field(default_factory=dict)
     started: float = field(default_factory=time.perf_counter)
+    # Step -> "combination #hash" of the result it took instead of running (step_reuse.py).
+    reuses: dict[str, str] = field(default_factory=dict)
+
+    def reused(self, step: str, combination: str, key: str) -> None:
+        self.reuses[step] = f"{combination} #{key[:12]}"
 
     @contextmanager
     def step(self, name: str) -> Iterator[None]:

@@ -27,6 +27,7 @@ from baking import (
     write_cookiecutter_config,
 )
 from docker_engine import SETUP_STATUS_VARIABLE, ImageReport, image_shapes
+from step_reuse import StepResults
 
 # `--shard=I/N`, which CI uses to split the full matrix, is a plugin of its own: sharding.py.
 pytest_plugins = ["sharding"]
@@ -230,7 +231,17 @@ def timings(request: pytest.FixtureRequest) -> Timings:
     recorded = Timings()
     request.node.user_properties.append(("matrix_combination", combination.id))
     request.node.user_properties.append(("matrix_timings", recorded.steps))
+    request.node.user_properties.append(("matrix_reuses", recorded.reuses))
     return recorded
+
+
+@pytest.fixture(scope="session")
+def step_results(tmp_path_factory: pytest.TempPathFactory) -> StepResults:
+    """The matrix steps this run finished, by the hash of their inputs: one directory for all
+    xdist workers (the parent of each one's own), gone with the run."""
+    base = tmp_path_factory.getbasetemp()
+    shared = base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base
+    return StepResults(shared / "step-results")
 
 
 # --- the timing and fuzz tables, assembled where the reports arrive (the xdist controller) -
@@ -263,6 +274,7 @@ class MatrixTimings:
                 **steps,
                 "total": total,
                 "outcome": report.outcome,
+                "reused": dict(properties.get("matrix_reuses") or {}),
             }
         )
 
@@ -274,7 +286,7 @@ class MatrixTimings:
         columns = [
             key
             for key in dict.fromkeys(key for row in self.rows for key in row)
-            if key not in {"combination", "outcome"}
+            if key not in {"combination", "outcome", "reused"}
         ]
         width = max(len("combination"), *(len(row["combination"]) for row in self.rows))
         write = terminalreporter.write_line
@@ -284,9 +296,14 @@ class MatrixTimings:
             cells = " ".join(
                 f"{row[c]:>6.1f}" if row.get(c) is not None else f"{'-':>6}" for c in columns
             )
-            write(f"{row['combination']:<{width}} {cells}  {row['outcome']}")
+            write(f"{row['combination']:<{width}} {cells}  {row['outcome']}{reuse_note(row)}")
         busy = sum(row["total"] or 0 for row in self.rows)
+        reusing = sum(1 for row in self.rows if row["reused"])
         write(f"{len(self.rows)} combinations, {busy:.1f} s of work, {wall:.1f} s wall")
+        write(
+            f"{reusing} combinations reused steps of a twin with byte-identical inputs "
+            "(step_reuse.py); their time is the wait for it"
+        )
         self.write_json(wall, terminalreporter)
 
     def write_json(self, wall: float, terminalreporter: Any) -> None:
@@ -300,6 +317,16 @@ class MatrixTimings:
         }
         path.write_text(json.dumps(report, indent=2) + "\n")
         terminalreporter.write_line(f"timings written to {path}")
+
+
+def reuse_note(row: dict[str, Any]) -> str:
+    """`  reused from auth+docker: lint #1a2b3c4d, tests #5e6f7a8b` for a row that reused steps."""
+    reused: dict[str, str] = row["reused"]
+    if not reused:
+        return ""
+    sources = sorted({source.split(" #")[0] for source in reused.values()})
+    hashes = ", ".join(f"{step} #{source.split(' #')[1][:8]}" for step, source in reused.items())
+    return f"  reused from {', '.join(sources)}: {hashes}"
 
 
 class FuzzCases:

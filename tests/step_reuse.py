@@ -1,0 +1,161 @@
+"""A matrix step's result, reused by another combination whose inputs to it are byte-identical.
+
+A combination's lint, types and tests steps see its rendered project as it stands once its
+environment is built, the environment itself (which `uv.lock` and `pyproject.toml` pin), the
+Python that runs them and the variables they get. `step_key` hashes exactly those: every file
+of the project but the ones no step reads (`UNREAD`), the interpreter, the commands and the
+environment variables, but for the few that only name this worker's scratch space
+(`SCRATCH_VARIABLES`). Two combinations with the same key would run the same commands on the
+same bytes, so the second takes the first one's result instead of running them again.
+
+Twins today: a combination with `use_kubernetes` and the same one without it. The chart adds
+files under `deploy/` and lines to the README and the CI workflow, none of which lint, mypy
+or pytest reads; the image tests and the chart checks, which do read them, run for each.
+
+Results live for one pytest run only, in a directory the xdist workers share; a twin that
+starts while the other one is still running its step waits for it (a lock per key). The
+tests step of every run records which of the project's files its processes opened (see
+`opened_files/`), and the matrix fails if one of them is among `UNREAD`: the list cannot go
+stale without the matrix saying so.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import json
+import os
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+from urllib.parse import urlsplit, urlunsplit
+
+# Paths of a rendered project that none of lint, types or tests reads: ruff and mypy read
+# Python files and pyproject.toml, pytest and what it starts only what the tests open.
+UNREAD: tuple[str, ...] = (
+    "README.md",
+    "Dockerfile",
+    ".dockerignore",
+    "compose.yaml",
+    ".github/",
+    "deploy/",
+)
+
+# What the steps write into the project, and the environment: not inputs.
+_WRITTEN = {".venv", ".mypy_cache", ".pytest_cache", ".ruff_cache", "__pycache__"}
+
+# Variables that name where this worker keeps its caches, or its own Redis database number
+# on the same server: they differ between workers, not in what a step checks.
+SCRATCH_VARIABLES = {"MYPY_CACHE_DIR", "PYTHONPYCACHEPREFIX"}
+
+# The directory of the sitecustomize.py that lists the project files a process opens.
+OPENED_FILES_PLUGIN = Path(__file__).resolve().parent / "opened_files"
+
+
+def is_unread(relative: PurePosixPath) -> bool:
+    text = relative.as_posix()
+    return any(text == entry or text.startswith(entry) for entry in UNREAD)
+
+
+def project_inputs(root: Path) -> dict[str, str]:
+    """Relative path -> sha256 of every file of the project that a step may read."""
+    hashed: dict[str, str] = {}
+    for directory, subdirectories, files in os.walk(root):
+        subdirectories[:] = sorted(d for d in subdirectories if d not in _WRITTEN)
+        for name in files:
+            path = Path(directory, name)
+            relative = PurePosixPath(path.relative_to(root).as_posix())
+            if not is_unread(relative):
+                hashed[relative.as_posix()] = hashlib.sha256(path.read_bytes()).hexdigest()
+    return dict(sorted(hashed.items()))
+
+
+def hashed_environment(env: Mapping[str, str]) -> dict[str, str]:
+    kept = {key: value for key, value in env.items() if key not in SCRATCH_VARIABLES}
+    if "REDIS_URL" in kept:
+        # The same server for every worker; each worker only picks its own database on it.
+        kept["REDIS_URL"] = urlunsplit(urlsplit(kept["REDIS_URL"])._replace(path=""))
+    return dict(sorted(kept.items()))
+
+
+def step_key(
+    inputs: Mapping[str, str],
+    step: str,
+    commands: Sequence[Sequence[str]],
+    python: str,
+    env: Mapping[str, str],
+) -> str:
+    """The hash of everything `step` depends on: files, interpreter, commands, variables."""
+    described = {
+        "step": step,
+        "commands": [list(command) for command in commands],
+        "python": python,
+        "env": hashed_environment(env),
+        "files": dict(inputs),
+    }
+    return hashlib.sha256(json.dumps(described, sort_keys=True).encode()).hexdigest()
+
+
+@dataclass(frozen=True)
+class StepResult:
+    combination: str
+    failures: list[str]
+
+
+class StepResults:
+    """The steps this run has finished, by key, in a directory every xdist worker sees."""
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+        directory.mkdir(parents=True, exist_ok=True)
+
+    @contextmanager
+    def claim(self, key: str) -> Iterator[StepResult | None]:
+        """The result recorded under `key`, or None: then the caller runs the step and
+        records it before leaving, while twins wait for it here."""
+        with (self.directory / f"{key}.lock").open("w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            try:
+                recorded = self.directory / f"{key}.json"
+                if recorded.exists():
+                    data = json.loads(recorded.read_text(encoding="utf-8"))
+                    yield StepResult(data["combination"], data["failures"])
+                else:
+                    yield None
+            finally:
+                fcntl.flock(lock, fcntl.LOCK_UN)
+
+    def record(self, key: str, result: StepResult) -> None:
+        path = self.directory / f"{key}.json"
+        partial = path.with_suffix(".partial")
+        partial.write_text(
+            json.dumps({"combination": result.combination, "failures": result.failures}),
+            encoding="utf-8",
+        )
+        partial.replace(path)
+
+
+def recording_opened_files(env: Mapping[str, str], root: Path, listing: Path) -> dict[str, str]:
+    """`env`, with every Python process started in it listing the files under `root` that it
+    opens in `listing`. Not part of the step's key: it records what the step reads."""
+    return {
+        **env,
+        "PYTHONPATH": str(OPENED_FILES_PLUGIN),
+        "TEMPLATE_OPENED_FILES": str(listing),
+        "TEMPLATE_OPENED_FILES_ROOT": str(root),
+    }
+
+
+def opened_unread(listing: Path, root: Path) -> list[str]:
+    """Files among `UNREAD` that the processes of a tests step opened, from their listing."""
+    if not listing.exists():
+        return []
+    opened = set()
+    for line in listing.read_text(encoding="utf-8", errors="replace").splitlines():
+        path = Path(line)
+        if path.is_relative_to(root):
+            relative = PurePosixPath(path.relative_to(root).as_posix())
+            if is_unread(relative):
+                opened.add(relative.as_posix())
+    return sorted(opened)

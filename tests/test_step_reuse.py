@@ -1,0 +1,149 @@
+"""The matrix reuses a step's result only for byte-identical inputs (step_reuse.py): any change
+to what the step reads gives another key, and so a run of its own."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from baking import BakedProject
+from step_reuse import (
+    StepResult,
+    StepResults,
+    opened_unread,
+    project_inputs,
+    recording_opened_files,
+    step_key,
+)
+
+COMMANDS = [("pytest",)]
+PYTHON = "/usr/bin/python3.11"
+
+
+def key_of(
+    project: Path,
+    *,
+    step: str = "tests",
+    commands: list[tuple[str, ...]] = COMMANDS,
+    python: str = PYTHON,
+    env: dict[str, str] | None = None,
+) -> str:
+    return step_key(project_inputs(project), step, commands, python, env or {})
+
+
+@pytest.fixture
+def project(bake: Callable[..., BakedProject]) -> Path:
+    baked = bake(use_auth=True, use_docker=True, use_kubernetes=True)
+    # As the environment step leaves it: uv.lock is one of the inputs.
+    assert (baked.path / "uv.lock").is_file()
+    return baked.path
+
+
+@pytest.mark.parametrize(
+    "changed",
+    [
+        "src/{package}/config.py",
+        "tests/conftest.py",
+        "pyproject.toml",
+        "uv.lock",
+        ".env.example",
+        "alembic.ini",
+        "logging.yaml",
+    ],
+)
+def test_changing_a_file_a_step_reads_forces_a_run(project: Path, changed: str) -> None:
+    path = project / changed.format(package="prsm_service")
+    assert path.is_file(), path
+    before = key_of(project)
+
+    path.write_bytes(path.read_bytes() + b"\n")
+
+    assert key_of(project) != before
+
+
+def test_a_new_file_or_a_removed_one_forces_a_run(project: Path) -> None:
+    before = key_of(project)
+    (project / "tests" / "test_new.py").write_text("def test_new() -> None: ...\n")
+    added = key_of(project)
+    (project / "tests" / "test_new.py").unlink()
+    (project / "src" / "prsm_service" / "serve.py").unlink()
+
+    assert len({before, added, key_of(project)}) == 3
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"python": "/usr/bin/python3.12"},
+        {"commands": [("pytest", "-x")]},
+        {"step": "types"},
+        {"env": {"DATABASE_URL": "postgresql+asyncpg://postgres@127.0.0.1:5432/test"}},
+        {"env": {"PRSM_TIMEOUT_SECONDS": "1"}},
+    ],
+    ids=["python", "commands", "step", "DATABASE_URL", "a setting"],
+)
+def test_changing_the_interpreter_commands_or_variables_forces_a_run(
+    project: Path, change: dict[str, object]
+) -> None:
+    assert key_of(project, **change) != key_of(project)  # type: ignore[arg-type]
+
+
+def test_files_no_step_reads_and_scratch_locations_are_not_inputs(project: Path) -> None:
+    before = key_of(project, env={"MYPY_CACHE_DIR": "/a", "REDIS_URL": "redis://h:6379/0"})
+    for unread in ("README.md", "Dockerfile", "compose.yaml", ".github/workflows/ci.yml"):
+        (project / unread).write_text("changed\n")
+    chart = next((project / "deploy" / "helm").iterdir())
+    (chart / "values.yaml").write_text("changed: true\n")
+
+    after = key_of(project, env={"MYPY_CACHE_DIR": "/b", "REDIS_URL": "redis://h:6379/1"})
+
+    assert after == before
+
+
+def test_kubernetes_twins_share_their_steps_and_docker_ones_do_not(
+    bake: Callable[..., BakedProject], tmp_path: Path
+) -> None:
+    keys = {}
+    for name, answers in {
+        "docker": {"use_docker": True, "use_kubernetes": False},
+        "kubernetes": {"use_docker": True, "use_kubernetes": True},
+        "no docker": {"use_docker": False, "use_kubernetes": False},
+    }.items():
+        project = bake(use_redis_cache=True, **answers).path
+        (project / "uv.lock").write_text("the same lock\n")
+        keys[name] = {step: key_of(project, step=step) for step in ("lint", "types", "tests")}
+
+    assert keys["kubernetes"] == keys["docker"]
+    # Docker adds serve.py and its test: no step of a Docker-off project is the same.
+    assert not set(keys["no docker"].values()) & set(keys["docker"].values())
+
+
+def test_a_result_recorded_under_a_key_is_found_under_it_alone(tmp_path: Path) -> None:
+    results = StepResults(tmp_path / "results")
+    with results.claim("a") as earlier:
+        assert earlier is None
+        results.record("a", StepResult("auth+docker", ["[tests] failed"]))
+
+    with results.claim("a") as earlier, results.claim("b") as other:
+        assert earlier == StepResult("auth+docker", ["[tests] failed"])
+        assert other is None
+
+
+def test_a_step_that_reads_an_unhashed_file_is_reported(tmp_path: Path) -> None:
+    project = tmp_path / "project"
+    (project / "src").mkdir(parents=True)
+    (project / "README.md").write_text("read me\n")
+    (project / "src" / "module.py").write_text("\n")
+    listing = tmp_path / "opened.txt"
+    env = recording_opened_files({"PATH": "/usr/bin"}, project, listing)
+    # A child process, as tests start servers: the listing covers it too.
+    child = "import subprocess, sys; subprocess.run([sys.executable, '-c', 'open(\"README.md\")'])"
+    code = f"open('src/module.py').close(); {child}"
+
+    subprocess.run([sys.executable, "-c", code], cwd=project, env=env, check=True)
+
+    assert opened_unread(listing, project) == ["README.md"]
