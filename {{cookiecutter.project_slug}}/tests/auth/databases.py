@@ -8,20 +8,21 @@ Nothing that already exists there is touched.
 import asyncio
 import os
 import secrets
+import sqlite3
 import tempfile
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import closing, contextmanager
 from pathlib import Path
 
+import asyncpg
 import pytest
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import URL, delete, make_url, text
+from sqlalchemy import URL, make_url, text
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import create_async_engine
 from sqlalchemy.pool import NullPool
 
-from {{ cookiecutter.package_name }}.auth.database import create_engine
 from {{ cookiecutter.package_name }}.auth.models import Base
 
 ALEMBIC_INI = Path(__file__).resolve().parents[2] / "alembic.ini"
@@ -74,14 +75,29 @@ class ScratchDatabase:
         return config
 
     async def empty(self) -> None:
-        """Deletes every row, so that each test starts from no users and no failed logins."""
-        engine = create_engine(self.url)
+        """Deletes every row, so that each test starts from no users and no failed logins.
+
+        Straight through the driver, in one transaction: this runs before every test, and an
+        engine made and disposed of each time cost more than the statements."""
+        tables = reversed(Base.metadata.sorted_tables)
+        statements = [f'DELETE FROM "{table.name}"' for table in tables]  # noqa: S608
+        if self._server is not None:
+            await self._run_on_postgresql(statements)
+        else:
+            self._run_on_sqlite(statements)
+
+    async def _run_on_postgresql(self, statements: list[str]) -> None:
+        url = make_url(self.url).set(drivername="postgresql")
+        connection = await asyncpg.connect(url.render_as_string(hide_password=False))
         try:
-            async with engine.begin() as connection:
-                for table in reversed(Base.metadata.sorted_tables):
-                    await connection.execute(delete(table))
+            await connection.execute("; ".join(statements))
         finally:
-            await engine.dispose()
+            await connection.close()
+
+    def _run_on_sqlite(self, statements: list[str]) -> None:
+        with closing(sqlite3.connect(self._files[0])) as connection, connection:
+            for statement in statements:
+                connection.execute(statement)
 
     @property
     def _name(self) -> str:
