@@ -18,7 +18,7 @@ from {{ cookiecutter.package_name }}.services import Services
 from tests.auth.helpers import add_user, quota_left, signed_in
 from tests.helpers import query_body
 
-BOUND_SECONDS = 0.3
+BOUND_SECONDS = 0.1
 
 
 async def _ask(client: httpx.AsyncClient) -> httpx.Response:

@@ -18,7 +18,7 @@ def settings(settings: Settings) -> Settings:
         update={
             "job_max_attempts": 3,
             "job_backoff_base_seconds": 0.01,
-            "job_redelivery_idle_seconds": 0.75,
+            "job_redelivery_idle_seconds": 0.4,
         }
     )
 

@@ -59,8 +59,8 @@ async def test_a_blocked_event_loop_fails_the_probe_until_it_runs_again(
     verdicts: list[str | None] = []
 
     def probe_during_the_block() -> None:
-        time.sleep(0.6)
-        verdicts.append(heartbeat.problem(beat_file, max_age_seconds=0.4))
+        time.sleep(0.3)
+        verdicts.append(heartbeat.problem(beat_file, max_age_seconds=0.2))
 
     async with running_worker(settings):
         await wait_for_beat(beat_file)
@@ -68,13 +68,13 @@ async def test_a_blocked_event_loop_fails_the_probe_until_it_runs_again(
         prober = threading.Thread(target=probe_during_the_block)
         prober.start()
         # What a job calling something synchronous that hangs does to the worker's loop.
-        time.sleep(1.0)  # noqa: ASYNC251
+        time.sleep(0.45)  # noqa: ASYNC251
         prober.join()
         await asyncio.sleep(INTERVAL * 3)
-        after = heartbeat.problem(beat_file, max_age_seconds=0.4)
+        after = heartbeat.problem(beat_file, max_age_seconds=0.2)
 
     assert len(verdicts) == 1
-    assert "s old, more than 0.4 s" in str(verdicts[0])
+    assert "s old, more than 0.2 s" in str(verdicts[0])
     assert after is None
 
 

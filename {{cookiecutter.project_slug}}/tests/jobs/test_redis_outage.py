@@ -6,6 +6,7 @@ import httpx
 import pytest
 
 from {{ cookiecutter.package_name }}.config import Settings
+from {{ cookiecutter.package_name }}.jobs import broker
 from {{ cookiecutter.package_name }}.prsm.engine import EmbeddedEngine
 {% if cookiecutter.use_auth %}
 from tests.auth.helpers import quota_left
@@ -16,7 +17,7 @@ from tests.redis_server import RedisServer
 
 PROMPTS = {"What is 2+3?": "5", "What is 4*6?": "24", "What is 9-1?": "8"}
 # Long enough for every job to be seen running before PRSM answers it.
-PRSM_LATENCY_SECONDS = 0.5
+PRSM_LATENCY_SECONDS = 0.3
 # Small, so that the jobs run side by side: with a quota, a job that names no allocation
 # reserves all of it while it runs, and the others are refused.
 ALLOCATION = 10
@@ -26,6 +27,12 @@ ALLOCATION = 10
 def settings(settings: Settings, redis_server: RedisServer) -> Settings:
     # The app and the worker share a Redis of their own, which these tests stop and start.
     return settings.model_copy(update={"redis_url": redis_server.url})
+
+
+@pytest.fixture(autouse=True)
+def _prompt_reconnect(monkeypatch: pytest.MonkeyPatch) -> None:
+    # Production waits a second between reads of a stream it lost; the tests, a moment.
+    monkeypatch.setattr(broker, "RECONNECT_DELAY_SECONDS", 0.05)
 
 
 @asynccontextmanager
@@ -47,6 +54,7 @@ async def redis_stopped_while_jobs_run(
     try:
         yield answers
         await answered_by_prsm(worker_engine, len(answers))
+        worker_engine.faults.latency_seconds = 0
     finally:
         await redis_server.start()
 
