@@ -112,7 +112,7 @@ def wait_until_serving(server: subprocess.Popen[bytes], url: str, log: Path) -> 
         try:
             httpx.get(url, timeout=2).raise_for_status()
         except httpx.HTTPError:
-            time.sleep(0.1)
+            time.sleep(0.02)
         else:
             return
     pytest.fail(f"the server did not answer:\n{log.read_text()}")

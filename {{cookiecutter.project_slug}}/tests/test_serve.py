@@ -56,6 +56,6 @@ def _wait_until_up(url: str, server: "subprocess.Popen[bytes]", log: Path) -> No
                 return
         except httpx.TransportError:
             pass
-        time.sleep(0.1)
+        time.sleep(0.02)
     output = log.read_text(errors="replace")[-3000:]
     pytest.fail(f"the server did not answer {url} within {STARTUP_SECONDS} s:\n{output}")

@@ -124,13 +124,13 @@ async def _wait_for_http_count(client: httpx.AsyncClient, expected: int) -> None
 
 
 async def _wait_until_up(client: httpx.AsyncClient, server: Server) -> None:
-    for _ in range(STARTUP_SECONDS * 10):
+    for _ in range(STARTUP_SECONDS * 50):
         try:
             if (await client.get("/health")).status_code == 200:
                 return
         except httpx.TransportError:
             pass
-        await asyncio.sleep(0.1)
+        await asyncio.sleep(0.02)
     output = server.log.read_text(errors="replace")[-3000:]
     pytest.fail(f"the server did not answer /health within {STARTUP_SECONDS} s:\n{output}")
 
