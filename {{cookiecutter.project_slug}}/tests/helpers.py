@@ -108,12 +108,17 @@ class _StoppableServer(uvicorn.Server):
             server.close()
         for connection in list(self.server_state.connections):
             connection.shutdown()
-        while (self.server_state.connections or self.server_state.tasks) and not self.force_exit:
+        while self._busy():  # noqa: ASYNC110  # uvicorn sets no event when it is done
             await asyncio.sleep(0.001)
         for server in self.servers:
             await server.wait_closed()
         if not self.force_exit:
             await self.lifespan.shutdown()
+
+    def _busy(self) -> bool:
+        """Whether connections or tasks are still open, and nobody asked to force the exit."""
+        busy = bool(self.server_state.connections or self.server_state.tasks)
+        return busy and not self.force_exit
 
 
 @asynccontextmanager
