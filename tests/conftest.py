@@ -110,10 +110,16 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """While .ci/run sets a Docker engine up in the background, the image tests go last, so
-    that the others run meanwhile instead of waiting for it."""
+    """While .ci/run sets a Docker engine up in the background, the tests that need it (the
+    image tests and the chart's containers) go last, so that the others run meanwhile instead
+    of waiting for it."""
     if os.environ.get(SETUP_STATUS_VARIABLE):
-        items.sort(key=lambda item: item.path.name == "test_docker_images.py")
+        items.sort(key=needs_engine)
+
+
+def needs_engine(item: pytest.Item) -> bool:
+    fixtures = getattr(item, "fixturenames", ())
+    return item.path.name == "test_docker_images.py" or "engine" in fixtures
 
 
 def fuzz_combinations(template: Template, mode: str) -> list[Combination]:
