@@ -73,44 +73,35 @@ def json_entries(output: str) -> list[dict[str, object]]:
     return entries
 
 
-@pytest.fixture(scope="module")
-def server_outputs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, str]:
-    """Starts the server each way at once (their start-ups overlap, each in its own process),
-    makes each log a request and an invalid one, stops it with SIGTERM; returns all that each
-    wrote, standard output and error together."""
-    servers = {start: _started(start, tmp_path_factory.mktemp(start)) for start in STARTS}
-    try:
-        for server, port, log in servers.values():
-            base = f"http://127.0.0.1:{port}"
-            wait_until_serving(server, f"{base}/health", log)
-            httpx.get(f"{base}/health", headers={"X-Request-ID": "log-test"}).raise_for_status()
-            with socket.create_connection(("127.0.0.1", port), timeout=5) as raw:
-                raw.sendall(b"NOT HTTP\r\n\r\n")
-                raw.recv(1024)
-            server.send_signal(signal.SIGTERM)
-        for server, _, _ in servers.values():
-            server.wait(timeout=30)
-    finally:
-        for server, _, _ in servers.values():
-            if server.poll() is None:
-                server.kill()
-                server.wait()
-    return {start: log.read_text(encoding="utf-8") for start, (_, _, log) in servers.items()}
-
-
-def _started(start: str, directory: Path) -> tuple[subprocess.Popen[bytes], int, Path]:
-    flags, variables = STARTS[start]
+@pytest.fixture(params=STARTS, ids=list(STARTS))
+def server_output(request: pytest.FixtureRequest, tmp_path: Path) -> tuple[str, str]:
+    """Starts the server, makes it log a request and an invalid one, stops it with SIGTERM;
+    returns how it was started and all it wrote, standard output and error together."""
+    flags, variables = STARTS[request.param]
     port = free_port()
-    log = directory / "server.log"
+    log = tmp_path / "server.log"
     with log.open("wb") as output:
         server = subprocess.Popen(  # noqa: S603 -- this interpreter, fixed arguments
             [*UVICORN, *flags],
             cwd=PROJECT,
-            env=server_env(directory, port, **variables),
+            env=server_env(tmp_path, port, **variables),
             stdout=output,
             stderr=subprocess.STDOUT,
         )
-    return server, port, log
+    try:
+        base = f"http://127.0.0.1:{port}"
+        wait_until_serving(server, f"{base}/health", log)
+        httpx.get(f"{base}/health", headers={"X-Request-ID": "log-test"}).raise_for_status()
+        with socket.create_connection(("127.0.0.1", port), timeout=5) as raw:
+            raw.sendall(b"NOT HTTP\r\n\r\n")
+            raw.recv(1024)
+        server.send_signal(signal.SIGTERM)
+        server.wait(timeout=30)
+    finally:
+        if server.poll() is None:
+            server.kill()
+            server.wait()
+    return request.param, log.read_text(encoding="utf-8")
 
 
 def wait_until_serving(server: subprocess.Popen[bytes], url: str, log: Path) -> None:
@@ -127,11 +118,10 @@ def wait_until_serving(server: subprocess.Popen[bytes], url: str, log: Path) -> 
     pytest.fail(f"the server did not answer:\n{log.read_text()}")
 
 
-@pytest.mark.parametrize("start", STARTS)
-def test_every_line_the_server_writes_is_one_json_entry(
-    server_outputs: dict[str, str], start: str
-) -> None:
-    entries = json_entries(server_outputs[start])
+def test_every_line_the_server_writes_is_one_json_entry(server_output: tuple[str, str]) -> None:
+    start, output = server_output
+
+    entries = json_entries(output)
 
     messages = [str(entry["message"]) for entry in entries]
     for expected in [*EXPECTED[start], *EXPECTED_ALWAYS]:
