@@ -163,6 +163,15 @@ def missing_engine_message(problem: str) -> str:
     )
 
 
+def require_engine() -> None:
+    """Returns once a Docker engine answers, waiting for the one .ci/run sets up in the
+    background; skips with TEMPLATE_SKIP_DOCKER_ENGINE=1 and fails in one line without one."""
+    if os.environ.get(SKIP_VARIABLE) == "1":
+        pytest.skip(f"{SKIP_VARIABLE}=1: the tests that need a Docker engine are skipped")
+    if problem := engine_setup_problem() or engine_problem():
+        pytest.fail(missing_engine_message(problem), pytrace=False)
+
+
 # --- running docker -------------------------------------------------------------------------
 
 

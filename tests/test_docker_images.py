@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import errno
 import json
-import os
 import re
 import subprocess
 import threading
@@ -45,7 +44,6 @@ from docker_checks import (
     parse_dockerfile,
 )
 from docker_engine import (
-    SKIP_VARIABLE,
     Build,
     Container,
     Docker,
@@ -53,12 +51,10 @@ from docker_engine import (
     ImageShape,
     Response,
     answers_http,
-    engine_problem,
-    engine_setup_problem,
     ensure_lock,
     http,
-    missing_engine_message,
     render,
+    require_engine,
     tail,
 )
 
@@ -79,10 +75,7 @@ APP_USER = "10001"
 def docker(
     pytestconfig: pytest.Config, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[Docker]:
-    if os.environ.get(SKIP_VARIABLE) == "1":
-        pytest.skip(f"{SKIP_VARIABLE}=1: the Docker image tests are skipped")
-    if problem := engine_setup_problem() or engine_problem():
-        pytest.fail(missing_engine_message(problem), pytrace=False)
+    require_engine()
     engine = Docker(uuid.uuid4().hex[:10])
     if pytestconfig.option.docker_no_cache:
         # The directory above each xdist worker's own: one lock for all of them.

@@ -24,13 +24,7 @@ from cookiecutter.main import cookiecutter
 
 import kubernetes_checks
 from baking import BakedProject, Template
-from docker_engine import (
-    SKIP_VARIABLE,
-    engine_problem,
-    engine_setup_problem,
-    http,
-    missing_engine_message,
-)
+from docker_engine import http, require_engine
 from kubernetes_checks import (
     CRD_KINDS,
     KUBERNETES_VERSIONS,
@@ -528,12 +522,8 @@ def _must(result: subprocess.CompletedProcess[str]) -> str:
 
 @pytest.fixture
 def engine() -> None:
-    """A Docker engine, as the image tests need it: waited for while .ci/run sets one up in
-    the background; none is a failure in one line, skipped only when asked to."""
-    if os.environ.get(SKIP_VARIABLE) == "1":
-        pytest.skip(f"{SKIP_VARIABLE}=1: the tests that need a Docker engine are skipped")
-    if problem := engine_setup_problem() or engine_problem():
-        pytest.fail(missing_engine_message(problem), pytrace=False)
+    """A Docker engine, as the image tests need it (see docker_engine.require_engine)."""
+    require_engine()
 
 
 def _get(url: str) -> tuple[int, bytes]:
