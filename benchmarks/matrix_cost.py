@@ -44,6 +44,11 @@ from common import (
     write_json,
 )
 
+# What the template's tests count as the full matrix, and how they name a reused step.
+sys.path.insert(0, str(TEMPLATE_ROOT / "tests"))
+from baking import Template, combinations
+from step_reuse import describe_reuses
+
 TARGET_S = 180
 STRETCH_S = 120
 # The rendered projects' own suites, warm, as `uv run pytest` in the project.
@@ -99,9 +104,6 @@ def run_harness(
 
 def full_matrix_size() -> int:
     """How many combinations `--matrix=full` has, as the template's tests count them."""
-    sys.path.insert(0, str(TEMPLATE_ROOT / "tests"))
-    from baking import Template, combinations
-
     return len(combinations(Template(TEMPLATE_ROOT), "full"))
 
 
@@ -143,6 +145,8 @@ def analyse(harness: dict[str, Any], process_wall: float | None) -> dict[str, An
     step_totals = {s: round(sum(r.get(s) or 0 for r in rows), 1) for s in steps_of(rows)}
     busy = round(sum(r.get("total") or 0 for r in rows), 1)
     slowest = max(rows, key=lambda r: r.get("total") or 0)
+    # Only a run of every combination counts: a selection (-k, a shard) proves nothing.
+    complete = len(rows) == full_matrix_size()
     ideal = busy / workers
     return {
         "matrix": harness.get("matrix"),
@@ -161,9 +165,8 @@ def analyse(harness: dict[str, Any], process_wall: float | None) -> dict[str, An
         "mean_per_combination_seconds": round(busy / max(len(rows), 1), 2),
         "slowest": {"combination": slowest["combination"], "total": slowest.get("total")},
         "target_seconds": TARGET_S,
-        # Only a run of every combination counts: a selection (-k, a shard) proves nothing.
-        "complete": len(rows) == full_matrix_size(),
-        "meets_target": wall <= TARGET_S and len(rows) == full_matrix_size(),
+        "complete": complete,
+        "meets_target": wall <= TARGET_S and complete,
         # At the same packing, every second of wall time over 120 s is `workers` busy seconds.
         "to_reach_120_s": {"busy_seconds_to_lose": round(max(0.0, wall - STRETCH_S) * workers, 1)},
     }
@@ -217,7 +220,7 @@ def main() -> int:
             *(r.get(s) for s in steps),
             r.get("total"),
             r.get("outcome"),
-            reuse_cell(r.get("reused") or {}),
+            describe_reuses(r.get("reused") or {}),
         ]
         for r in harness["combinations"]
     ]
@@ -293,15 +296,6 @@ def main() -> int:
     chart_path = chart(report)
     print(f"\nwrote {relative(json_path)} and {relative(chart_path)}")
     return 0
-
-
-def reuse_cell(reused: dict[str, str]) -> str:
-    """`auth+docker: lint #1a2b3c4d, types #...` from the harness's step -> "twin #hash"."""
-    if not reused:
-        return ""
-    twins = sorted({source.split(" #")[0] for source in reused.values()})
-    hashes = ", ".join(f"{step} #{source.split(' #')[1][:8]}" for step, source in reused.items())
-    return f"{', '.join(twins)}: {hashes}"
 
 
 def chart(report: dict[str, Any]) -> Path:

@@ -27,7 +27,7 @@ from baking import (
     write_cookiecutter_config,
 )
 from docker_engine import SETUP_STATUS_VARIABLE, ImageReport, image_shapes
-from step_reuse import StepResults
+from step_reuse import StepResults, describe_reuses
 
 # `--shard=I/N`, which CI uses to split the full matrix, is a plugin of its own: sharding.py.
 pytest_plugins = ["sharding"]
@@ -302,7 +302,7 @@ class MatrixTimings:
             cells = " ".join(
                 f"{row[c]:>6.1f}" if row.get(c) is not None else f"{'-':>6}" for c in columns
             )
-            write(f"{row['combination']:<{width}} {cells}  {row['outcome']}{reuse_note(row)}")
+            write(f"{row['combination']:<{width}} {cells}  {row['outcome']}{reused_from(row)}")
         busy = sum(row["total"] or 0 for row in self.rows)
         reusing = sum(1 for row in self.rows if row["reused"])
         write(f"{len(self.rows)} combinations, {busy:.1f} s of work, {wall:.1f} s wall")
@@ -325,14 +325,9 @@ class MatrixTimings:
         terminalreporter.write_line(f"timings written to {path}")
 
 
-def reuse_note(row: dict[str, Any]) -> str:
-    """`  reused from auth+docker: lint #1a2b3c4d, tests #5e6f7a8b` for a row that reused steps."""
-    reused: dict[str, str] = row["reused"]
-    if not reused:
-        return ""
-    sources = sorted({source.split(" #")[0] for source in reused.values()})
-    hashes = ", ".join(f"{step} #{source.split(' #')[1][:8]}" for step, source in reused.items())
-    return f"  reused from {', '.join(sources)}: {hashes}"
+def reused_from(row: dict[str, Any]) -> str:
+    """`  reused from auth+docker: lint #1a2b3c4d, ...` for a row that reused steps."""
+    return f"  reused from {describe_reuses(row['reused'])}" if row["reused"] else ""
 
 
 class FuzzCases:

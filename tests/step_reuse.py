@@ -62,13 +62,13 @@ def project_inputs(root: Path) -> dict[str, str]:
     """Relative path -> sha256 of every file of the project that a step may read."""
     hashed: dict[str, str] = {}
     for directory, subdirectories, files in os.walk(root):
-        subdirectories[:] = sorted(d for d in subdirectories if d not in _WRITTEN)
+        subdirectories[:] = [d for d in subdirectories if d not in _WRITTEN]
         for name in files:
             path = Path(directory, name)
             relative = PurePosixPath(path.relative_to(root).as_posix())
             if not is_unread(relative):
                 hashed[relative.as_posix()] = hashlib.sha256(path.read_bytes()).hexdigest()
-    return dict(sorted(hashed.items()))
+    return hashed
 
 
 def hashed_environment(env: Mapping[str, str]) -> dict[str, str]:
@@ -76,7 +76,7 @@ def hashed_environment(env: Mapping[str, str]) -> dict[str, str]:
     if "REDIS_URL" in kept:
         # The same server for every worker; each worker only picks its own database on it.
         kept["REDIS_URL"] = urlunsplit(urlsplit(kept["REDIS_URL"])._replace(path=""))
-    return dict(sorted(kept.items()))
+    return kept
 
 
 def step_key(
@@ -134,6 +134,17 @@ class StepResults:
             encoding="utf-8",
         )
         partial.replace(path)
+
+
+def describe_reuses(reused: Mapping[str, str]) -> str:
+    """`auth+docker: lint #1a2b3c4d, tests #5e6f7a8b` from step -> "twin #hash", as the timing
+    table and benchmarks/matrix_cost.py print which twin a combination's results came from."""
+    if not reused:
+        return ""
+    parts = {step: source.split(" #") for step, source in reused.items()}
+    twins = sorted({twin for twin, _ in parts.values()})
+    hashes = ", ".join(f"{step} #{key[:8]}" for step, (_, key) in parts.items())
+    return f"{', '.join(twins)}: {hashes}"
 
 
 def recording_opened_files(env: Mapping[str, str], root: Path, listing: Path) -> dict[str, str]:
