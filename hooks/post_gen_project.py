@@ -53,8 +53,6 @@ MANIFEST: dict[str, tuple[str, ...]] = {
         "Dockerfile",
         ".dockerignore",
         "compose.yaml",
-        "src/{package}/serve.py",
-        "tests/test_serve.py",
     ),
     "use_kubernetes": ("deploy",),
     "use_prometheus+use_redis_cache": (

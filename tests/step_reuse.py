@@ -8,9 +8,12 @@ environment variables, but for the few that only name this worker's scratch spac
 (`SCRATCH_VARIABLES`). Two combinations with the same key would run the same commands on the
 same bytes, so the second takes the first one's result instead of running them again.
 
-Twins today: a combination with `use_kubernetes` and the same one without it. The chart adds
-files under `deploy/` and lines to the README and the CI workflow, none of which lint, mypy
-or pytest reads; the image tests and the chart checks, which do read them, run for each.
+Twins today: a combination with `use_kubernetes` and the same one without it, and without
+auth, a combination with `use_docker` and the same one without it. The chart and the image
+add files under `deploy/`, the Dockerfile and compose file, and lines to the README and the CI
+workflow, none of which lint, mypy or pytest reads; the image tests, the Docker checks and the
+chart checks, which do read them, run for each. (With auth, Docker-on combinations test
+against PostgreSQL: another environment, so no twins.)
 
 Results live for one pytest run only, in a directory the xdist workers share; a twin that
 starts while the other one is still running its step waits for it (a lock per key). The

@@ -5,8 +5,7 @@ then becomes COMMAND (so the server gets the signals itself). A tmpfs directory 
 
     export PROMETHEUS_MULTIPROC_DIR=/dev/shm/{{ cookiecutter.project_slug }}-metrics
     python -m {{ cookiecutter.package_name }}.metrics \\
-        uvicorn --factory {{ cookiecutter.package_name }}.main:create_app --workers 4 \\
-        --log-config logging.yaml
+        python -m {{ cookiecutter.package_name }}.serve --workers 4 --log-config logging.yaml
 """
 
 import os
