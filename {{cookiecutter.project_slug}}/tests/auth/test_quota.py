@@ -141,8 +141,9 @@ async def test_parallel_queries_never_spend_more_than_the_quota(
 async def test_queries_beyond_the_pool_size_give_every_connection_back_cleanly(
     settings: Settings, caplog: pytest.LogCaptureFixture
 ) -> None:
-    # Two pooled connections for twenty queries at once: on PostgreSQL most statements run on
-    # connections opened above the pool size, which the pool closes as they come back.
+    # Two pooled connections for twenty queries at once: most statements wait for one that
+    # another gives back (the pool opens none above its size; it did until the pool stopped
+    # opening and closing connections under load, and this test kept those clean).
     settings.database_pool_size = 2
     bodies = [query_body(HALF_FTNS_PROMPT.format(i), context_allocation=1) for i in range(20)]
     async with app_client(settings) as (app, _):

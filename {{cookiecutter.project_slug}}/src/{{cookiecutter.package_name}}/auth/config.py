@@ -29,8 +29,8 @@ class AuthSettings(BaseModel):
     database_pool_size: int = Field(
         default=20,
         ge=1,
-        description="Connections each process keeps open to the user database. Fewer than the"
-        " queries in flight at once, and new ones are opened and closed again for each.",
+        description="Connections each process keeps open to the user database. With all of"
+        " them busy, a statement waits for one to come free.",
     )
     # Argon2id cost: the argon2-cffi defaults (RFC 9106 low-memory profile); tests lower them.
     argon2_time_cost: int = Field(default=3, ge=1)

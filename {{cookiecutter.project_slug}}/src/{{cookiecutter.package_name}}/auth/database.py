@@ -29,16 +29,18 @@ DATABASE_RETRY_AFTER_SECONDS = 5
 logger = logging.getLogger(__name__)
 
 
-def create_engine(url: str, *, pool_size: int = 5, max_overflow: int = 10) -> AsyncEngine:
-    """The engine of `url`, keeping `pool_size` connections open and opening up to
-    `max_overflow` more for a moment when all of them are busy."""
+def create_engine(url: str, *, pool_size: int = 5) -> AsyncEngine:
+    """The engine of `url`, keeping `pool_size` connections open. A statement that finds them
+    all busy waits for one (up to the pool's 30 s, then the service answers 503) rather than
+    opening another for a moment: on PostgreSQL a new connection costs more than the many
+    statements that run on a pooled one meanwhile."""
     if make_url(url).get_backend_name() == "sqlite":
         # SQLite lets one writer in at a time, and a writer that has to wait sleeps in its busy
         # handler, in steps of up to 100 ms: on one connection the process's statements take
         # turns in the pool's queue instead.
-        pool_size, max_overflow = 1, 0
+        pool_size = 1
     engine = create_async_engine(
-        url, poolclass=AsyncAdaptedQueuePool, pool_size=pool_size, max_overflow=max_overflow
+        url, poolclass=AsyncAdaptedQueuePool, pool_size=pool_size, max_overflow=0
     )
     if engine.dialect.name == "sqlite":
         event.listen(engine.sync_engine, "connect", _tune_sqlite)
@@ -97,7 +99,7 @@ async def open_database_probe(
     arrive while one is asking share its answer: however often readiness is asked, one query
     on one connection at most is busy with it.
     """
-    engine = create_engine(settings.database_url, pool_size=1, max_overflow=0)
+    engine = create_engine(settings.database_url, pool_size=1)
     asking: asyncio.Task[bool] | None = None
 
     async def probe() -> bool:
