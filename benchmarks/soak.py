@@ -496,9 +496,22 @@ def scraped(text: str) -> dict[str, float]:
 
 def logged_errors(log: Path) -> list[str]:
     """The service's JSON log lines at ERROR or worse, taskiq's own, and any traceback."""
-    markers = ('"level": "ERROR"', '"level": "CRITICAL"', "[ERROR", "[CRITICAL", "Traceback")
+    markers = ("[ERROR", "[CRITICAL", "Traceback")
     lines = log.read_text(errors="replace").splitlines()
-    return [line[:300] for line in lines if any(marker in line for marker in markers)]
+    return [
+        line[:300]
+        for line in lines
+        if json_level(line) in ("ERROR", "CRITICAL") or any(marker in line for marker in markers)
+    ]
+
+
+def json_level(line: str) -> str | None:
+    """The level of a JSON log line, however compactly it is written; None for other lines."""
+    try:
+        entry = json.loads(line)
+    except ValueError:
+        return None
+    return entry.get("level") if isinstance(entry, dict) else None
 
 
 # --- the run --------------------------------------------------------------------------------

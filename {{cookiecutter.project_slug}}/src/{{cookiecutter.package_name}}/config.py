@@ -63,6 +63,11 @@ class Settings(
     # Names and values summed; a browser with its cookies sends a few KiB.
     max_request_header_bytes: int = Field(default=16_384, ge=1024)
 
+    # FastAPI's own OpenTelemetry traces, metrics and logs, for an OpenTelemetry SDK that is
+    # configured (for example fastapi[standard] with FASTAPI_OTEL_AUTO_CONFIGURE=true). Off,
+    # FastAPI does not look for one on every request.
+    telemetry_enabled: bool = False
+
     @field_validator("docs_enabled", mode="before")
     @classmethod
     def _empty_is_unset(cls, value: object) -> object:

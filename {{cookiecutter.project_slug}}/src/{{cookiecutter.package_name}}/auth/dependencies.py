@@ -59,7 +59,13 @@ CurrentUser = Annotated[User, Depends(get_current_user)]
 RecentUser = Annotated[Account, Depends(get_recent_user)]
 
 
-async def query_for_current_user(body: QueryRequest, user: RecentUser) -> PRSMQuery:
-    """With auth on, the PRSM user is the token's user; a user with no quota left gets 429."""
+async def query_for_current_user(
+    body: QueryRequest, token: Annotated[str, Depends(oauth2_scheme)], request: Request
+) -> PRSMQuery:
+    """With auth on, the PRSM user is the token's user; a user with no quota left gets 429.
+
+    The user is read as `RecentUser` reads it, by a call rather than one more dependency for
+    FastAPI to resolve on every query."""
+    user = await get_recent_user(token, request)
     require_quota(user)
     return body.to_query(user.username)

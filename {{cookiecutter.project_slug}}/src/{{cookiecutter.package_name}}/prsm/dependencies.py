@@ -11,7 +11,10 @@ from {{ cookiecutter.package_name }}.prsm.schemas import QueryRequest
 {% endif %}
 
 
-async def get_answerer(request: Request) -> Answerer:
+def answerer_for(request: Request) -> Answerer:
+    """The top stage of the query path. The AI routes take it straight off the request rather
+    than as a dependency: FastAPI spends about 10 µs on each dependency it resolves, every
+    query, and this one only reads an attribute."""
     answerer: Answerer = request.app.state.services.answerer
     return answerer
 {% if not cookiecutter.use_auth %}
@@ -23,5 +26,4 @@ async def query_for_caller(body: QueryRequest) -> PRSMQuery:
 {% endif %}
 
 
-AnswererDep = Annotated[Answerer, Depends(get_answerer)]
 CallerQuery = Annotated[PRSMQuery, Depends(query_for_caller)]

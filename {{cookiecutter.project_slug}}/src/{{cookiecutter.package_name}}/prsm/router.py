@@ -1,10 +1,10 @@
 from collections.abc import AsyncIterator
 from typing import Any
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
 from fastapi.sse import EventSourceResponse, ServerSentEvent
 
-from {{ cookiecutter.package_name }}.prsm.dependencies import AnswererDep, CallerQuery
+from {{ cookiecutter.package_name }}.prsm.dependencies import CallerQuery, answerer_for
 from {{ cookiecutter.package_name }}.prsm.errors import PRSMError
 from {{ cookiecutter.package_name }}.prsm.schemas import ErrorBody, QueryResponse
 from {{ cookiecutter.package_name }}.prsm.wire import StreamEvent
@@ -21,20 +21,20 @@ ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
 
 
 @router.post("/query", responses=ERROR_RESPONSES)
-async def query(query: CallerQuery, answerer: AnswererDep) -> QueryResponse:
+async def query(query: CallerQuery, request: Request) -> QueryResponse:
     """Ask PRSM one question and wait for the whole answer."""
-    result = await answerer.query(query)
+    result = await answerer_for(request).query(query)
     return QueryResponse.model_validate(result)
 
 
 @router.post("/stream", response_class=EventSourceResponse)
-async def stream(query: CallerQuery, answerer: AnswererDep) -> AsyncIterator[ServerSentEvent]:
+async def stream(query: CallerQuery, request: Request) -> AsyncIterator[ServerSentEvent]:
     """Ask PRSM and receive the answer as Server-Sent Events: start, content..., end or error.
 
     Every stream ends with an `end` or an `error` event, whatever happens upstream.
     """
     try:
-        async for event in answerer.stream(query):
+        async for event in answerer_for(request).stream(query):
             yield _sse(event)
             if event.type in ("end", "error"):
                 return
