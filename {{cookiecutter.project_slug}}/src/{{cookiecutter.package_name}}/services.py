@@ -19,6 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from {{ cookiecutter.package_name }}.auth.database import (
     open_database,
     open_database_probe,
+    open_statement_pool,
     sessions_for,
 )
 from {{ cookiecutter.package_name }}.auth.quota import QuotaAnswerer
@@ -100,6 +101,9 @@ async def open_services(settings: Settings) -> AsyncIterator[Services]:
 {% endif %}
 {% if cookiecutter.use_auth %}
         database = await stack.enter_async_context(open_database(settings))
+        statements = await stack.enter_async_context(
+            open_statement_pool(database, settings.database_pool_size)
+        )
         sessions = sessions_for(database)
         database_probe = await stack.enter_async_context(open_database_probe(settings))
         checks.append(ReadinessCheck("database", database_probe))
@@ -115,7 +119,7 @@ async def open_services(settings: Settings) -> AsyncIterator[Services]:
 {% endif %}
 {% if cookiecutter.use_auth %}
         # Charges what PRSM charged to the caller's quota, never more than it holds.
-        quota = QuotaAnswerer(answerer, database)
+        quota = QuotaAnswerer(answerer, database, statements)
         quota.quota_left = users.quota_left
         answerer = quota
 {% endif %}

@@ -29,7 +29,8 @@ class AuthSettings(BaseModel):
     database_pool_size: int = Field(
         default=20,
         ge=1,
-        description="Connections each process keeps open to the user database. With all of"
+        description="Connections each process keeps open to the user database, at most; on"
+        " PostgreSQL as many again for the quota statements every query runs. With all of"
         " them busy, a statement waits for one to come free.",
     )
     # Argon2id cost: the argon2-cffi defaults (RFC 9106 low-memory profile); tests lower them.

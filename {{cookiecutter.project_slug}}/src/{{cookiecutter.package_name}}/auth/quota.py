@@ -10,14 +10,13 @@ import asyncio
 import logging
 from collections.abc import AsyncIterator, Callable
 from dataclasses import replace
-from typing import Any, cast
+from typing import Any
 
 import anyio
 import asyncpg
 from sqlalchemy import Executable, bindparam, select, update
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine
-from sqlalchemy.util import greenlet_spawn
 
 from {{ cookiecutter.package_name }}.auth.models import MICRO_FTNS, User, from_micro_ftns, to_micro_ftns
 from {{ cookiecutter.package_name }}.auth.users import Account
@@ -27,6 +26,9 @@ from {{ cookiecutter.package_name }}.prsm.wire import StreamEvent
 
 # A reservation fails only when another query took from the quota in between; try again.
 RESERVE_ATTEMPTS = 10
+# How long a statement waits for a pooled connection before the service answers 503, as
+# SQLAlchemy's pool waits.
+STATEMENT_POOL_TIMEOUT_SECONDS = 30
 
 # The statements of the stage, built once. Each returns what is left of the quota after it.
 _QUOTA_LEFT = select(User.quota_micro_ftns).where(User.username == bindparam("user"))
@@ -58,21 +60,25 @@ def require_quota(account: Account) -> None:
 
 
 class QuotaAnswerer:
-    def __init__(self, answerer: Answerer, database: AsyncEngine) -> None:
+    def __init__(
+        self,
+        answerer: Answerer,
+        database: AsyncEngine,
+        statements: "asyncpg.Pool[Any] | None" = None,
+    ) -> None:
+        """`statements`, on PostgreSQL, is the pool the stage's statements run on (see
+        `open_statement_pool`); without it they run through `database`."""
         self._answerer = answerer
         # Each statement is a transaction of its own: one round trip, no BEGIN and COMMIT.
         self._database = database.execution_options(isolation_level="AUTOCOMMIT")
-        self._on_asyncpg: dict[Executable, tuple[str, list[str]]] = {}
-        if database.dialect.driver == "asyncpg":
-            # On PostgreSQL the statements run on the pooled connection's asyncpg connection
-            # itself, compiled once by SQLAlchemy: through SQLAlchemy's execution layer one
-            # costs about four times the CPU that asyncpg takes for it, and two of them run for
-            # every query that reaches PRSM. An idle pooled connection is in no transaction,
-            # so each statement commits by itself.
-            self._database = database
+        self._statements = statements
+        # Compiled once by SQLAlchemy for asyncpg, whose idle connections are in no
+        # transaction: each statement commits by itself there too.
+        self._compiled: dict[Executable, tuple[str, list[str]]] = {}
+        if statements is not None:
             for statement in (_QUOTA_LEFT, _TAKE, _GIVE_BACK):
                 compiled = statement.compile(dialect=database.dialect)
-                self._on_asyncpg[statement] = (str(compiled), list(compiled.positiontup or ()))
+                self._compiled[statement] = (str(compiled), list(compiled.positiontup or ()))
         # Told what is left of a user's quota each time a query changed it.
         self.quota_left: Callable[[str, int], None] = lambda username, micro_ftns: None
 
@@ -149,28 +155,23 @@ class QuotaAnswerer:
             self.quota_left(username, left)
 
     async def _scalar(self, statement: Executable, **parameters: object) -> int | None:
-        if statement not in self._on_asyncpg:
+        left: int | None
+        if self._statements is None:
             async with self._database.connect() as connection:
-                left: int | None = await connection.scalar(statement, parameters)
+                left = await connection.scalar(statement, parameters)
             return left
-        sql, names = self._on_asyncpg[statement]
-        pooled = await self._database.raw_connection()
+        sql, names = self._compiled[statement]
         try:
-            driver = cast("asyncpg.Connection[Any]", pooled.driver_connection)
-            left = await driver.fetchval(sql, *map(parameters.get, names))
-        except (asyncpg.PostgresConnectionError, asyncpg.InterfaceError, OSError) as exc:
-            # What SQLAlchemy would do: the connection leaves the pool, and the caller sees the
-            # error the service answers 503 for.
-            pooled.invalidate(exc)
+            async with self._statements.acquire(timeout=STATEMENT_POOL_TIMEOUT_SECONDS) as pooled:
+                left = await pooled.fetchval(sql, *map(parameters.get, names))
+        except (
+            asyncpg.PostgresConnectionError,
+            asyncpg.InterfaceError,
+            OSError,
+            TimeoutError,
+        ) as exc:
+            # As SQLAlchemy reports it: the service answers 503 for the database's errors.
             raise OperationalError(sql, parameters, exc) from exc
-        except asyncio.CancelledError:
-            # Cancelled during the statement: the connection may still be busy with it, so it
-            # is closed rather than handed to the next query.
-            pooled.invalidate()
-            raise
-        # Checked in the way SQLAlchemy's own calls do it, in a greenlet: the pool closes a
-        # connection above its size there, which awaits asyncpg.
-        await greenlet_spawn(pooled.close)
         return left
 
 
