@@ -1,7 +1,8 @@
 """Rendered services and the bare ceiling app, built with uv and run under the same uvicorn.
 
 Every server runs as `python -m uvicorn --factory ... --host 127.0.0.1 --port N
---no-access-log` (one worker, uvloop and httptools as `uvicorn[standard]` picks them): a
+--no-access-log` (one worker, uvloop and httptools as `uvicorn[standard]` picks them; several
+workers through the project's `python -m <package>.serve`, as its image starts them): a
 rendered service in its own project's environment with the embedded PRSM engine
 (`PRSM_API_URL` empty), the bare app in the all-off project's. Redis features use the local
 Redis with a database number and key prefix of their own, removed afterwards; auth gets a
@@ -210,14 +211,17 @@ def start(
     *,
     pinned: bool = True,
     poll_seconds: float = 0.2,
+    server: str = "uvicorn",
 ) -> Service:
     """Start a server; pinned to core 0 unless told otherwise (several workers need both).
-    Returns once `ready_path` answers 200, asked every `poll_seconds`."""
+    `server` is the module run: uvicorn with `factory`, or a project's `<package>.serve`, which
+    knows its factory. Returns once `ready_path` answers 200, asked every `poll_seconds`."""
     port = free_port()
     log = logs / f"{name}.log"
     handle = log.open("wb")
+    app = ["--factory", factory] if server == "uvicorn" else []
     process = subprocess.Popen(
-        [str(python), "-m", "uvicorn", "--factory", factory, *UVICORN_FLAGS, "--port", str(port)],
+        [str(python), "-m", server, *app, *UVICORN_FLAGS, "--port", str(port)],
         cwd=cwd,
         env=dict(env),
         stdout=handle,
@@ -334,6 +338,8 @@ def start_project(
         logs,
         pinned=workers == 1 if pinned is None else pinned,
         poll_seconds=poll_seconds,
+        # Several workers as the image runs them: each on a socket of its own.
+        server="uvicorn" if workers == 1 else f"{project.package}.serve",
     )
     service.project = project.name
     service.database = database if project.has("use_auth") else ""
