@@ -1,22 +1,30 @@
 """A matrix step's result, reused by another combination whose inputs to it are byte-identical.
 
-A combination's lint, types and tests steps see its rendered project as it stands once its
-environment is built, the environment itself (which `uv.lock` and `pyproject.toml` pin), the
-Python that runs them and the variables they get. `step_key` hashes exactly those: every file
-of the project but the ones no step reads (`UNREAD`), the interpreter, the commands and the
-environment variables, but for the few that only name this worker's scratch space
-(`SCRATCH_VARIABLES`). Two combinations with the same key would run the same commands on the
-same bytes, so the second takes the first one's result instead of running them again.
+A combination's lint, types, tests, commands and security steps see its rendered project as
+it stands once its environment is built, the environment itself (which `uv.lock` and
+`pyproject.toml` pin), the Python that runs them and the variables they get. `step_key`
+hashes exactly those: every file of the project but the ones no step reads (`UNREAD`), the
+interpreter, the commands and the environment variables, but for the few that only name
+this worker's scratch space (`SCRATCH_VARIABLES`). Two combinations with the same key would
+run the same commands on the same bytes, so the second takes the first one's result instead
+of running them again.
+
+The commands step's "commands" are its plan (commands.CommandCheck): the programs it runs
+with their arguments, variables and input, not the README they come from, and what it
+records is what they did (exit status, output, the app's routes); each combination then
+holds its own README's and message's commands against that. bandit (the security step)
+runs from the template's environment: its interpreter is the template's.
 
 Twins today: a combination with `use_kubernetes` and the same one without it. The chart adds
-files under `deploy/` and lines to the README and the CI workflow, none of which lint, mypy
-or pytest reads; the image tests and the chart checks, which do read them, run for each.
+files under `deploy/` and lines to the README and the CI workflow, none of which lint, mypy,
+pytest, the commands or bandit read; the image tests and the chart checks, which do read
+them, run for each.
 
 Results live for one pytest run only, in a directory the xdist workers share; a twin that
 starts while the other one is still running its step waits for it (a lock per key). The
-tests step of every run records which of the project's files its processes opened (see
-`opened_files/`), and the matrix fails if one of them is among `UNREAD`: the list cannot go
-stale without the matrix saying so.
+tests and commands steps of every run record which of the project's files their processes
+opened (see `opened_files/`), and the matrix fails if one of them is among `UNREAD`: the
+list cannot go stale without the matrix saying so.
 """
 
 from __future__ import annotations
@@ -27,12 +35,14 @@ import json
 import os
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
+from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
-# Paths of a rendered project that none of lint, types or tests reads: ruff and mypy read
-# Python files and pyproject.toml, pytest and what it starts only what the tests open.
+# Paths of a rendered project that no step reuses read: ruff and mypy read Python files and
+# pyproject.toml, pytest and what it starts only what the tests open, the commands what
+# their programs open, bandit the files under src/.
 UNREAD: tuple[str, ...] = (
     "README.md",
     "Dockerfile",
@@ -82,14 +92,15 @@ def hashed_environment(env: Mapping[str, str]) -> dict[str, str]:
 def step_key(
     inputs: Mapping[str, str],
     step: str,
-    commands: Sequence[Sequence[str]],
+    commands: Sequence[Any],
     python: str,
     env: Mapping[str, str],
 ) -> str:
-    """The hash of everything `step` depends on: files, interpreter, commands, variables."""
+    """The hash of everything `step` depends on: files, interpreter, commands (argv lists, or
+    a plan of them as JSON-like data), variables."""
     described = {
         "step": step,
-        "commands": [list(command) for command in commands],
+        "commands": [list(c) if isinstance(c, tuple) else c for c in commands],
         "python": python,
         "env": hashed_environment(env),
         "files": dict(inputs),
@@ -101,6 +112,8 @@ def step_key(
 class StepResult:
     combination: str
     failures: list[str]
+    # What else a step recorded for its twins to read (the commands step: its probe's report).
+    data: dict[str, Any] = field(default_factory=dict)
 
 
 class StepResults:
@@ -119,8 +132,8 @@ class StepResults:
             try:
                 recorded = self.directory / f"{key}.json"
                 if recorded.exists():
-                    data = json.loads(recorded.read_text(encoding="utf-8"))
-                    yield StepResult(data["combination"], data["failures"])
+                    saved = json.loads(recorded.read_text(encoding="utf-8"))
+                    yield StepResult(saved["combination"], saved["failures"], saved["data"])
                 else:
                     yield None
             finally:
@@ -130,7 +143,13 @@ class StepResults:
         path = self.directory / f"{key}.json"
         partial = path.with_suffix(".partial")
         partial.write_text(
-            json.dumps({"combination": result.combination, "failures": result.failures}),
+            json.dumps(
+                {
+                    "combination": result.combination,
+                    "failures": result.failures,
+                    "data": result.data,
+                }
+            ),
             encoding="utf-8",
         )
         partial.replace(path)

@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from baking import BakedProject
+from baking import BakedProject, Template
+from commands import CommandCheck
 from step_reuse import (
     StepResult,
     StepResults,
@@ -147,3 +148,49 @@ def test_a_step_that_reads_an_unhashed_file_is_reported(tmp_path: Path) -> None:
     subprocess.run([sys.executable, "-c", code], cwd=project, env=env, check=True)
 
     assert opened_unread(listing, project) == ["README.md"]
+
+
+# --- the commands step: the plan of what runs, not the README's prose, is an input ---------
+
+
+def commands_key(project: BakedProject, message: str, scratch: Path) -> str:
+    check = CommandCheck(project, message, scratch)
+    plan, env = check.key_parts()
+    return step_key(project_inputs(project.path), "commands", [plan], PYTHON, env)
+
+
+@pytest.fixture
+def baked(bake: Callable[..., BakedProject]) -> BakedProject:
+    return bake(use_auth=True, use_background_jobs=True, use_docker=True)
+
+
+def test_changing_what_the_commands_run_or_read_forces_a_run(
+    baked: BakedProject, template: Template, tmp_path: Path
+) -> None:
+    message = template.hook("post_gen_project").next_steps(baked.answers)
+    before = commands_key(baked, message, tmp_path / "a")
+
+    # Another scratch directory (another combination's) is no input; prose in the README
+    # is none either, only the commands it gives.
+    readme = baked.path / "README.md"
+    readme.write_text(readme.read_text() + "\nMore words.\n")
+    assert commands_key(baked, message, tmp_path / "b") == before
+
+    readme.write_text(readme.read_text() + "\n```bash\nuv run alembic current\n```\n")
+    assert commands_key(baked, message, tmp_path / "a") != before
+
+    readme.write_text(readme.read_text().replace("uv run alembic current", ""))
+    alembic_ini = baked.path / "alembic.ini"
+    alembic_ini.write_text(alembic_ini.read_text() + "\n")
+    assert commands_key(baked, message, tmp_path / "a") != before
+
+
+def test_a_command_with_other_input_forces_a_run(
+    baked: BakedProject, template: Template, tmp_path: Path
+) -> None:
+    message = template.hook("post_gen_project").next_steps(baked.answers)
+    before = commands_key(baked, message, tmp_path)
+
+    changed = message.replace("--quota 100", "--quota 50")
+    assert changed != message
+    assert commands_key(baked, changed, tmp_path) != before
