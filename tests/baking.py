@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import ast
 import functools
+import hashlib
 import importlib.util
 import itertools
 import json
@@ -26,6 +27,8 @@ import pytest
 import yaml
 from cookiecutter.generate import generate_context
 from cookiecutter.prompt import prompt_for_config
+from cookiecutter.utils import create_env_with_context
+from jinja2 import FileSystemLoader
 
 TEMPLATE_ROOT = Path(__file__).resolve().parent.parent
 PROJECT_DIR_NAME = "{{cookiecutter.project_slug}}"
@@ -88,6 +91,14 @@ class Template:
             context_file=str(self.root / "cookiecutter.json"), extra_context=overrides
         )
         return {**prompt_for_config(context, no_input=True), "_cookiecutter": self.declared}
+
+    def render_file(self, relative: str, answers: Mapping[str, Any]) -> str:
+        """One file of the project as cookiecutter renders it for these answers: its Jinja
+        environment and context, nothing written."""
+        context = {"cookiecutter": self.answers(**answers)}
+        env = create_env_with_context(context)
+        env.loader = FileSystemLoader(str(self.root / PROJECT_DIR_NAME))
+        return env.get_template(relative).render(**context)
 
     def hook(self, name: str) -> ModuleType:
         return load_module(self.root / "hooks" / f"{name}.py")
@@ -239,8 +250,40 @@ class StepFailed(Exception):
     """A command of a rendered project failed; the message carries its output's tail."""
 
 
-# (python_version, enabled features) of the projects this process synced online.
-_SYNCED_ONLINE: list[tuple[str, frozenset[str]]] = []
+class OnlineLocks:
+    """The uv.lock each pyproject.toml got when it was resolved online in this run, in a
+    directory the xdist workers share (gone with the run, as step_reuse.py's results are).
+
+    Resolving online (the post-generation hook's `uv lock`, or `uv sync` in a project
+    without a lock) revalidates every index page with the registry, most of a render's or an
+    environment's time. uv's cache holds those pages once a pyproject.toml has been resolved
+    online; resolving a byte-identical pyproject.toml again offline replays the same
+    decisions from them. So a project whose pyproject.toml was locked online earlier in the
+    run resolves offline (`UV_OFFLINE=1`, which the hook's uv reads too, or `--offline`),
+    and its lock must then be byte-identical to the online one: otherwise it resolves again,
+    online. What the project gets is what resolving it online minutes earlier gave.
+    """
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+        directory.mkdir(parents=True, exist_ok=True)
+
+    @staticmethod
+    def key(pyproject: bytes) -> str:
+        return hashlib.sha256(pyproject).hexdigest()
+
+    def find(self, key: str) -> tuple[str, bytes] | None:
+        """(the combination that locked it online, its lock), or None."""
+        lock, source = self.directory / f"{key}.lock", self.directory / f"{key}.source"
+        if not (lock.exists() and source.exists()):
+            return None
+        return source.read_text(encoding="utf-8"), lock.read_bytes()
+
+    def record(self, key: str, combination: str, lock: bytes) -> None:
+        for suffix, data in ((".lock", lock), (".source", combination.encode())):
+            partial = self.directory / f"{key}{suffix}.partial"
+            partial.write_bytes(data)
+            partial.replace(self.directory / f"{key}{suffix}")
 
 
 @dataclass
@@ -271,6 +314,11 @@ class BakedProject:
     path: Path
     answers: Mapping[str, Any]
     env: Mapping[str, str]
+    # Online locks of this run, and what the project was rendered as (a combination id).
+    locks: OnlineLocks | None = None
+    label: str = ""
+    # (combination, key) of the online lock this project's lock replayed, if it did.
+    replayed_lock: tuple[str, str] | None = None
 
     @property
     def package(self) -> str:
@@ -338,26 +386,40 @@ class BakedProject:
             why = " (pytest ran no tests)" if no_tests else ""
             raise StepFailed(f"`{' '.join(args)}` exited {result.returncode}{why}\n{tail}")
 
+    def lock_key(self) -> str:
+        return OnlineLocks.key((self.path / "pyproject.toml").read_bytes())
+
     def install(self) -> None:
         """`uv sync`: a new .venv with the runtime and dev dependencies of this project alone.
 
-        Resolving online revalidates every index page with PyPI, most of the step's time.
-        Once this process has synced a project with a superset of these features online,
-        the pages this one needs are minutes old, so it resolves from uv's cache instead
-        (`--offline`), and online again if the cache lacks anything.
+        A project without uv.lock resolves its pyproject.toml: offline when this run has
+        locked the same one online, with a byte-identical lock as the result (see
+        `OnlineLocks`), else online. With a lock (the hook's), only wheels are needed, and
+        uv's cache has them once any project of the run has installed them: offline first,
+        and online if the cache lacks one.
         """
         python_version = str(self.answers["python_version"])
-        features = frozenset(key for key, value in self.answers.items() if value is True)
         sync = (find_uv(), "sync", "--python", find_python(python_version))
-        if any(python_version == p and features <= seen for p, seen in _SYNCED_ONLINE):
+        lock = self.path / "uv.lock"
+        had_lock = lock.exists()
+        key = self.lock_key()
+        known = self.locks.find(key) if self.locks else None
+        if had_lock or known:
             try:
                 self.check(*sync, "--offline", timeout=900)
             except StepFailed:
-                pass
+                pass  # a wheel or an index page that uv's cache lacks
             else:
-                return
+                if had_lock:
+                    return
+                if known and lock.read_bytes() == known[1]:
+                    self.replayed_lock = (known[0], key)
+                    return
+            if not had_lock:
+                lock.unlink(missing_ok=True)  # resolved online below, whatever offline gave
         self.check(*sync, timeout=900)
-        _SYNCED_ONLINE.append((python_version, features))
+        if self.locks and not had_lock and known is None:
+            self.locks.record(key, self.label, lock.read_bytes())
 
     def uv_run(
         self, *args: str, timeout: float = 600, env: Mapping[str, str] | None = None

@@ -9,7 +9,8 @@ import shutil
 import threading
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
@@ -21,13 +22,14 @@ from baking import (
     TEMPLATE_ROOT,
     BakedProject,
     Combination,
+    OnlineLocks,
     Template,
     Timings,
     combinations,
     write_cookiecutter_config,
 )
 from docker_engine import SETUP_STATUS_VARIABLE, ImageReport, image_shapes
-from step_reuse import StepResults, describe_reuses
+from step_reuse import REPLAYED_LOCK, StepResults, describe_reuses, reused_steps
 
 # `--shard=I/N`, which CI uses to split the full matrix, is a plugin of its own: sharding.py.
 pytest_plugins = ["sharding"]
@@ -198,36 +200,112 @@ def cookiecutter_config(workdir: Path) -> Path:
     return write_cookiecutter_config(workdir)
 
 
+@pytest.fixture(scope="session")
+def shared_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A directory of this run that every xdist worker sees (the parent of each one's own),
+    gone with the run."""
+    base = tmp_path_factory.getbasetemp()
+    return base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base
+
+
+@pytest.fixture(scope="session")
+def online_locks(shared_dir: Path) -> OnlineLocks:
+    return OnlineLocks(shared_dir / "online-locks")
+
+
 @pytest.fixture
 def bake(
-    template: Template, project_env: dict[str, str], cookiecutter_config: Path, workdir: Path
+    template: Template,
+    project_env: dict[str, str],
+    cookiecutter_config: Path,
+    workdir: Path,
+    online_locks: OnlineLocks,
+    request: pytest.FixtureRequest,
 ) -> Callable[..., BakedProject]:
     """`bake(use_auth=True, ...)`: render the template with these answers over the defaults.
 
     Each bake replaces the previous one in this worker's `bake/` directory, so a project's
     environment is always new but its path is the same (see `project_env`). The previous
     project is moved aside and deleted in the background, while this one is checked.
+
+    A project whose pyproject.toml this run has already locked online is rendered with
+    `UV_OFFLINE=1`, so the post-generation hook's `uv lock` resolves from uv's cache; the
+    lock it writes must be byte-identical to the online one, or the project is rendered
+    again, online (see `OnlineLocks`).
     """
     output = workdir / "bake"
+    label = (
+        request.getfixturevalue("combination").id
+        if "combination" in request.fixturenames
+        else request.node.name
+    )
 
-    def bake_with(**answers: Any) -> BakedProject:
+    def render(answers: dict[str, Any], *, offline: bool) -> BakedProject:
         if output.exists():
             previous = output.rename(workdir / f"discarded-{uuid.uuid4().hex}")
             threading.Thread(target=shutil.rmtree, args=(previous, True), daemon=True).start()
         output.mkdir()
-        try:
-            path = cookiecutter(
-                str(template.root),
-                no_input=True,
-                extra_context=answers,
-                output_dir=str(output),
-                config_file=str(cookiecutter_config),
-            )
-        except Exception as error:
-            pytest.fail(f"rendering {answers} failed: {error!r}", pytrace=False)
-        return BakedProject(Path(path), template.answers(**answers), project_env)
+        with environment(UV_OFFLINE="1" if offline else None):
+            try:
+                path = cookiecutter(
+                    str(template.root),
+                    no_input=True,
+                    extra_context=answers,
+                    output_dir=str(output),
+                    config_file=str(cookiecutter_config),
+                )
+            except Exception as error:
+                pytest.fail(f"rendering {answers} failed: {error!r}", pytrace=False)
+        answered = template.answers(**answers)
+        return BakedProject(Path(path), answered, project_env, locks=online_locks, label=label)
+
+    def bake_with(**answers: Any) -> BakedProject:
+        key = OnlineLocks.key(template.render_file("pyproject.toml", answers).encode())
+        known = online_locks.find(key)
+        if known is not None:
+            project = render(answers, offline=True)
+            if replayed(project, key, known):
+                return project
+        project = render(answers, offline=False)
+        lock = project.path / "uv.lock"
+        if lock.exists() and online_locks.find(project.lock_key()) is None:
+            online_locks.record(project.lock_key(), label, lock.read_bytes())
+        return project
+
+    def replayed(project: BakedProject, key: str, known: tuple[str, bytes]) -> bool:
+        """Whether an offline render gave what rendering online did: the same pyproject.toml
+        and, for a Docker project (whose lock the hook writes), a byte-identical uv.lock."""
+        lock = project.path / "uv.lock"
+        if project.lock_key() != key:
+            return False
+        if not lock.exists():
+            return not project.answers["use_docker"]
+        if lock.read_bytes() != known[1]:
+            return False
+        project.replayed_lock = (known[0], key)
+        return True
 
     return bake_with
+
+
+@contextmanager
+def environment(**variables: str | None) -> Iterator[None]:
+    """os.environ with these variables set (None: unset) for the block, as the hooks, which
+    cookiecutter starts as processes of their own, read it."""
+    saved = {name: os.environ.get(name) for name in variables}
+    try:
+        for name, value in variables.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+        yield
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
 
 
 @pytest.fixture
@@ -242,12 +320,9 @@ def timings(request: pytest.FixtureRequest) -> Timings:
 
 
 @pytest.fixture(scope="session")
-def step_results(tmp_path_factory: pytest.TempPathFactory) -> StepResults:
-    """The matrix steps this run finished, by the hash of their inputs: one directory for all
-    xdist workers (the parent of each one's own), gone with the run."""
-    base = tmp_path_factory.getbasetemp()
-    shared = base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base
-    return StepResults(shared / "step-results")
+def step_results(shared_dir: Path) -> StepResults:
+    """The matrix steps this run finished, by the hash of their inputs."""
+    return StepResults(shared_dir / "step-results")
 
 
 # --- the timing and fuzz tables, assembled where the reports arrive (the xdist controller) -
@@ -304,11 +379,16 @@ class MatrixTimings:
             )
             write(f"{row['combination']:<{width}} {cells}  {row['outcome']}{reused_from(row)}")
         busy = sum(row["total"] or 0 for row in self.rows)
-        reusing = sum(1 for row in self.rows if row["reused"])
+        reusing = sum(1 for row in self.rows if reused_steps(row["reused"]))
+        replays = sum(1 for row in self.rows if REPLAYED_LOCK in row["reused"])
         write(f"{len(self.rows)} combinations, {busy:.1f} s of work, {wall:.1f} s wall")
         write(
             f"{reusing} combinations reused steps of a twin with byte-identical inputs "
             "(step_reuse.py); their time is the wait for it"
+        )
+        write(
+            f"{replays} resolved their uv.lock offline, byte-identical to the one that the "
+            f"named combination's identical pyproject.toml got online ({REPLAYED_LOCK})"
         )
         self.write_json(wall, terminalreporter)
 

@@ -155,15 +155,26 @@ class StepResults:
         partial.replace(path)
 
 
+# How the timing table names a uv.lock that was resolved offline and came out byte-identical
+# to the one another combination resolved online (baking.OnlineLocks): listed with the steps
+# reused, but not a step's result.
+REPLAYED_LOCK = "lock"
+
+
+def reused_steps(reused: Mapping[str, str]) -> dict[str, str]:
+    """Step -> "twin #hash" of the steps whose result came from a twin (no lock replays)."""
+    return {step: source for step, source in reused.items() if step != REPLAYED_LOCK}
+
+
 def describe_reuses(reused: Mapping[str, str]) -> str:
-    """`auth+docker: lint #1a2b3c4d, tests #5e6f7a8b` from step -> "twin #hash", as the timing
-    table and benchmarks/matrix_cost.py print which twin a combination's results came from."""
-    if not reused:
-        return ""
-    parts = {step: source.split(" #") for step, source in reused.items()}
-    twins = sorted({twin for twin, _ in parts.values()})
-    hashes = ", ".join(f"{step} #{key[:8]}" for step, (_, key) in parts.items())
-    return f"{', '.join(twins)}: {hashes}"
+    """`auth+docker: lint #1a2b3c4d, tests #5e6f7a8b; auth: lock #9c0d1e2f` from step ->
+    "twin #hash", as the timing table and benchmarks/matrix_cost.py print which twin a
+    combination's results came from."""
+    by_twin: dict[str, list[str]] = {}
+    for step, source in reused.items():
+        twin, _, key = source.partition(" #")
+        by_twin.setdefault(twin, []).append(f"{step} #{key[:8]}")
+    return "; ".join(f"{twin}: {', '.join(steps)}" for twin, steps in sorted(by_twin.items()))
 
 
 def recording_opened_files(env: Mapping[str, str], root: Path, listing: Path) -> dict[str, str]:

@@ -28,6 +28,7 @@ from commands import CommandCheck
 from docker_checks import project_problems
 from kubernetes_checks import chart_problems
 from step_reuse import (
+    REPLAYED_LOCK,
     StepResult,
     StepResults,
     opened_unread,
@@ -73,6 +74,9 @@ def test_combination(
             project.install()
         except StepFailed as error:
             pytest.fail("\n".join([*failures, f"[env] {error}"]), pytrace=False)
+
+    if project.replayed_lock:
+        timings.reused(REPLAYED_LOCK, *project.replayed_lock)
 
     inputs = project_inputs(project.path)
     python = find_python(str(project.answers["python_version"]))

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from baking import BakedProject, Template
+from baking import BakedProject, OnlineLocks, Template
 from commands import CommandCheck
 from step_reuse import (
     StepResult,
@@ -194,3 +194,33 @@ def test_a_command_with_other_input_forces_a_run(
     changed = message.replace("--quota 100", "--quota 50")
     assert changed != message
     assert commands_key(baked, changed, tmp_path) != before
+
+
+# --- uv.lock: resolved offline only as the same pyproject.toml was online, to the byte -------
+
+
+def test_a_lock_is_replayed_only_for_the_same_pyproject_and_to_the_byte(
+    bake: Callable[..., BakedProject], online_locks: OnlineLocks
+) -> None:
+    answers = {"use_redis_cache": True, "use_docker": True, "python_version": "3.12"}
+    first = bake(**answers)
+    online = (first.path / "uv.lock").read_bytes()
+    key = first.lock_key()
+    if first.replayed_lock is None:  # this run had not locked it yet: now it has
+        assert online_locks.find(key) == (first.label, online)
+
+    again = bake(**answers)
+    assert again.replayed_lock == (online_locks.find(key)[0], key)
+    assert (again.path / "uv.lock").read_bytes() == online
+
+    # Another pyproject.toml is another key: no replay.
+    other = bake(**{**answers, "use_prometheus": not first.answers["use_prometheus"]})
+    assert other.lock_key() != key
+    assert other.replayed_lock is None or other.replayed_lock[1] == other.lock_key()
+
+    # An offline lock that differs from the online one is not kept: rendered again, online.
+    online_locks.record(key, "a tampered record", b"not the lock\n")
+    retried = bake(**answers)
+    assert retried.replayed_lock is None
+    assert (retried.path / "uv.lock").read_bytes() == online
+    online_locks.record(key, first.label, online)
