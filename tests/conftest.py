@@ -173,9 +173,11 @@ def project_env(workdir: Path) -> dict[str, str]:
     and mtime from one combination to the next and its bytecode stays valid; the project's
     own files are written anew each time, so theirs is recompiled.
 
-    The mypy cache is per worker too (one writer at a time). mypy checks each cached module
-    against the file it finds (size and mtime, then content hash) and against its own version
-    and options, and keeps one cache per target Python inside that directory.
+    The mypy cache is per worker too (one writer at a time; the matrix's types step uses
+    one for all workers instead, behind a lock: test_matrix.mypy_cache_lock). mypy checks
+    each cached module against the file it finds (size and mtime, then content hash) and
+    against its own version and options, and keeps one cache per target Python inside that
+    directory.
     """
     env = {
         key: value

@@ -224,3 +224,32 @@ def test_a_lock_is_replayed_only_for_the_same_pyproject_and_to_the_byte(
     assert retried.replayed_lock is None
     assert (retried.path / "uv.lock").read_bytes() == online
     online_locks.record(key, first.label, online)
+
+
+# --- mypy: one cache for every worker's projects ----------------------------------------------
+
+
+def test_the_shared_mypy_cache_checks_a_project_at_another_path_anew(
+    bake: Callable[..., BakedProject], tmp_path: Path
+) -> None:
+    """The matrix's types step shares mypy's cache between workers, whose projects sit at
+    different paths: what one project left must not pass another's error."""
+    project = bake(use_prometheus=False, use_docker=False)
+    project.install()
+    env = {**project.env, "MYPY_CACHE_DIR": str(tmp_path / "mypy-cache")}
+    mypy = (".venv/bin/python", "-m", "mypy", "src", "tests")
+    assert project.run(*mypy, env=env).returncode == 0
+
+    # The same project at another path, as another worker's (its environment moves along).
+    moved = tmp_path / "elsewhere"
+    project.path.rename(moved)
+    elsewhere = BakedProject(moved, project.answers, project.env)
+    assert elsewhere.run(*mypy, env=env).returncode == 0
+    config = moved / "src" / project.package / "config.py"
+    config.write_text(config.read_text() + "\nBROKEN: int = 'not an int'\n")
+
+    result = elsewhere.run(*mypy, env=env)
+
+    assert result.returncode == 1
+    assert "config.py" in result.stdout
+    assert 'Incompatible types in assignment (expression has type "str"' in result.stdout
