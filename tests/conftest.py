@@ -77,6 +77,14 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         "times); otherwise the engine's BuildKit cache is reused",
     )
     group.addoption(
+        "--keep-locks",
+        default=None,
+        metavar="DIR",
+        help="copy each matrix combination's pyproject.toml and uv.lock, as its environment "
+        "step left them, to DIR/<combination>/ (tests/dependency_audit.py --locks DIR audits "
+        "those instead of locking every combination again)",
+    )
+    group.addoption(
         "--timings-json",
         default=None,
         help="where to write the per-combination timings as JSON "

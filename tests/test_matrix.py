@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import fcntl
 import os
+import shutil
 import sys
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager, nullcontext
@@ -58,6 +59,7 @@ def test_combination(
     step_results: StepResults,
     shared_dir: Path,
     tmp_path: Path,
+    request: pytest.FixtureRequest,
 ) -> None:
     with timings.step("bake"):
         project = bake(**combination.answers)
@@ -80,6 +82,11 @@ def test_combination(
 
     if project.replayed_lock:
         timings.reused(REPLAYED_LOCK, *project.replayed_lock)
+    if keep_locks := request.config.option.keep_locks:
+        kept = Path(keep_locks, combination.id)
+        kept.mkdir(parents=True, exist_ok=True)
+        for name in ("pyproject.toml", "uv.lock"):
+            shutil.copyfile(project.path / name, kept / name)
 
     inputs = project_inputs(project.path)
     python = find_python(str(project.answers["python_version"]))
