@@ -16,7 +16,7 @@ import subprocess
 import sys
 import time
 import tomllib
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
@@ -203,6 +203,60 @@ def combinations(template: Template, mode: str) -> list[Combination]:
     else:
         raise ValueError(f"unknown matrix mode {mode!r}")
     return list({c.id: c for c in picked}.values())
+
+
+def render_replaying_lock(
+    template: Template,
+    answers: Mapping[str, Any],
+    render: Callable[[], Path],
+    locks: OnlineLocks,
+    label: str,
+) -> tuple[Path, tuple[str, str] | None]:
+    """`render()` the project for these answers (cookiecutter, whose hooks see os.environ);
+    its path, and (combination, key) of the online lock its uv.lock replayed, if it did.
+
+    When this run has locked the same pyproject.toml online (its text is rendered first,
+    nothing written), the project is rendered with UV_OFFLINE=1; the render counts only if
+    its pyproject.toml is that one and, for a Docker project (whose lock the hook writes), its
+    uv.lock is byte-identical to the online one. Otherwise `render()` runs again, online,
+    and a lock it leaves is recorded for the projects after it (see `OnlineLocks`)."""
+    key = OnlineLocks.key(template.render_file("pyproject.toml", answers).encode())
+    known = locks.find(key)
+    if known is not None:
+        with environment(UV_OFFLINE="1"):
+            path = render()
+        lock = path / "uv.lock"
+        same_pyproject = OnlineLocks.key((path / "pyproject.toml").read_bytes()) == key
+        if same_pyproject and lock.exists() and lock.read_bytes() == known[1]:
+            return path, (known[0], key)
+        if same_pyproject and not lock.exists() and not template.answers(**answers)["use_docker"]:
+            return path, None
+    path = render()
+    lock = path / "uv.lock"
+    rendered_key = OnlineLocks.key((path / "pyproject.toml").read_bytes())
+    if lock.exists() and locks.find(rendered_key) is None:
+        locks.record(rendered_key, label, lock.read_bytes())
+    return path, None
+
+
+@contextmanager
+def environment(**variables: str | None) -> Iterator[None]:
+    """os.environ with these variables set (None: unset) for the block, as the hooks, which
+    cookiecutter starts as processes of their own, read it."""
+    saved = {name: os.environ.get(name) for name in variables}
+    try:
+        for name, value in variables.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+        yield
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
 
 
 # --- interpreters and tools ---------------------------------------------------------------

@@ -9,8 +9,8 @@ import shutil
 import threading
 import time
 import uuid
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
@@ -26,6 +26,7 @@ from baking import (
     Template,
     Timings,
     combinations,
+    render_replaying_lock,
     write_cookiecutter_config,
 )
 from docker_engine import SETUP_STATUS_VARIABLE, ImageReport, image_shapes
@@ -250,72 +251,35 @@ def bake(
         else request.node.name
     )
 
-    def render(answers: dict[str, Any], *, offline: bool) -> BakedProject:
+    def render(answers: dict[str, Any]) -> Path:
         if output.exists():
             previous = output.rename(workdir / f"discarded-{uuid.uuid4().hex}")
             threading.Thread(target=shutil.rmtree, args=(previous, True), daemon=True).start()
         output.mkdir()
-        with environment(UV_OFFLINE="1" if offline else None):
-            try:
-                path = cookiecutter(
+        try:
+            return Path(
+                cookiecutter(
                     str(template.root),
                     no_input=True,
                     extra_context=answers,
                     output_dir=str(output),
                     config_file=str(cookiecutter_config),
                 )
-            except Exception as error:
-                pytest.fail(f"rendering {answers} failed: {error!r}", pytrace=False)
-        answered = template.answers(**answers)
-        return BakedProject(Path(path), answered, project_env, locks=online_locks, label=label)
+            )
+        except Exception as error:
+            pytest.fail(f"rendering {answers} failed: {error!r}", pytrace=False)
 
     def bake_with(**answers: Any) -> BakedProject:
-        key = OnlineLocks.key(template.render_file("pyproject.toml", answers).encode())
-        known = online_locks.find(key)
-        if known is not None:
-            project = render(answers, offline=True)
-            if replayed(project, key, known):
-                return project
-        project = render(answers, offline=False)
-        lock = project.path / "uv.lock"
-        if lock.exists() and online_locks.find(project.lock_key()) is None:
-            online_locks.record(project.lock_key(), label, lock.read_bytes())
+        path, replayed = render_replaying_lock(
+            template, answers, partial(render, answers), online_locks, label
+        )
+        project = BakedProject(
+            path, template.answers(**answers), project_env, locks=online_locks, label=label
+        )
+        project.replayed_lock = replayed
         return project
 
-    def replayed(project: BakedProject, key: str, known: tuple[str, bytes]) -> bool:
-        """Whether an offline render gave what rendering online did: the same pyproject.toml
-        and, for a Docker project (whose lock the hook writes), a byte-identical uv.lock."""
-        lock = project.path / "uv.lock"
-        if project.lock_key() != key:
-            return False
-        if not lock.exists():
-            return not project.answers["use_docker"]
-        if lock.read_bytes() != known[1]:
-            return False
-        project.replayed_lock = (known[0], key)
-        return True
-
     return bake_with
-
-
-@contextmanager
-def environment(**variables: str | None) -> Iterator[None]:
-    """os.environ with these variables set (None: unset) for the block, as the hooks, which
-    cookiecutter starts as processes of their own, read it."""
-    saved = {name: os.environ.get(name) for name in variables}
-    try:
-        for name, value in variables.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
-        yield
-    finally:
-        for name, value in saved.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
 
 
 @pytest.fixture
