@@ -174,7 +174,7 @@ def workdir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="session")
-def project_env(workdir: Path) -> dict[str, str]:
+def project_env(workdir: Path, shared_dir: Path) -> dict[str, str]:
     """The environment every rendered project's commands run in.
 
     Bytecode goes to one cache per worker. Every project on a worker is rendered at the same
@@ -182,11 +182,10 @@ def project_env(workdir: Path) -> dict[str, str]:
     and mtime from one combination to the next and its bytecode stays valid; the project's
     own files are written anew each time, so theirs is recompiled.
 
-    The mypy cache is per worker too (one writer at a time; the matrix's types step uses
-    one for all workers instead, behind a lock: test_matrix.mypy_cache_lock). mypy checks
-    each cached module against the file it finds (size and mtime, then content hash) and
-    against its own version and options, and keeps one cache per target Python inside that
-    directory.
+    The mypy cache is one for all workers, used by one mypy at a time per target Python
+    (baking.mypy_cache_lock). mypy checks each cached module against the file it finds (size
+    and mtime, then content hash) and against its own version and options, and keeps one
+    cache per target Python inside that directory.
     """
     env = {
         key: value
@@ -194,7 +193,7 @@ def project_env(workdir: Path) -> dict[str, str]:
         if key not in _FOREIGN_ENV and not key.startswith(_FOREIGN_ENV_PREFIXES)
     }
     env.update(
-        MYPY_CACHE_DIR=str(workdir / "mypy-cache"),
+        MYPY_CACHE_DIR=str(shared_dir / "mypy-cache"),
         PYTHONPYCACHEPREFIX=str(workdir / "pycache"),
         REDIS_URL=_redis_url_for_worker(
             os.environ.get("REDIS_URL", DEFAULT_REDIS_URL), _worker_number()

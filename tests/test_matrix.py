@@ -5,12 +5,10 @@ combination; the default is quick."""
 
 from __future__ import annotations
 
-import fcntl
 import os
 import shutil
 import sys
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager, nullcontext
+from collections.abc import Callable, Sequence
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -57,7 +55,6 @@ def test_combination(
     template: Template,
     timings: Timings,
     step_results: StepResults,
-    shared_dir: Path,
     tmp_path: Path,
     request: pytest.FixtureRequest,
 ) -> None:
@@ -92,7 +89,7 @@ def test_combination(
     python = find_python(str(project.answers["python_version"]))
 
     for step, commands in STEPS.items():
-        env = step_env(project, step, shared_dir)
+        env = step_env(project, step)
         key = step_key(inputs, step, commands, python, env)
         run = partial(run_step, combination.id, project, step, commands, env, tmp_path)
         with timings.step(step):
@@ -137,37 +134,14 @@ def reuse_or_run(
         return result, ""
 
 
-def step_env(project: BakedProject, step: str, shared: Path) -> dict[str, str]:
+def step_env(project: BakedProject, step: str) -> dict[str, str]:
     """The variables a step runs with: the project's own. Docker-on auth combinations test
     against PostgreSQL, as their compose stack deploys them, Docker-off ones against SQLite,
-    the default: each auth code path meets both. mypy keeps its cache where every worker
-    finds it (see `mypy_cache_lock`)."""
+    the default: each auth code path meets both."""
     env = dict(project.env)
     if step == "tests" and project.answers["use_auth"] and project.answers["use_docker"]:
         env["DATABASE_URL"] = TEST_POSTGRES_URL
-    if step == "types":
-        env["MYPY_CACHE_DIR"] = str(shared / "mypy-cache")
     return env
-
-
-@contextmanager
-def mypy_cache_lock(env: dict[str, str], python_version: str) -> Iterator[None]:
-    """One mypy at a time on the cache for a Python version, whichever worker runs it.
-
-    The workers share one cache, so the first combination warms it for all (mypy's analysis
-    of FastAPI, pydantic, SQLAlchemy and the rest is most of a cold run). mypy writes a
-    module's metadata and data as two files; one writer at a time keeps them a pair. A
-    cached module counts only while the file mypy finds has the size and hash that it
-    recorded (a project at another path, as on another worker, is hashed again), so what
-    another combination left serves only where the files are the same."""
-    directory = Path(env["MYPY_CACHE_DIR"])
-    directory.mkdir(parents=True, exist_ok=True)
-    with (directory / f"{python_version}.lock").open("w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(lock, fcntl.LOCK_UN)
 
 
 def run_step(
@@ -183,14 +157,12 @@ def run_step(
     listing = scratch / f"{step}-opened-files.txt"
     if step == "tests":
         env = recording_opened_files(env, project.path, listing)
-    python_version = str(project.answers["python_version"])
     failures = []
-    with mypy_cache_lock(env, python_version) if step == "types" else nullcontext():
-        for command in commands:
-            try:
-                project.uv_run(*command, env=env)
-            except StepFailed as error:
-                failures.append(f"[{step}] {error}")
+    for command in commands:
+        try:
+            project.uv_run(*command, env=env)
+        except StepFailed as error:
+            failures.append(f"[{step}] {error}")
     unread = opened_unread(listing, project.path)
     failures += [f"[{step}] {problem}" for problem in unread_problems({"unread": unread})]
     return StepResult(combination, failures)
