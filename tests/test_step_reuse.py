@@ -3,6 +3,7 @@ to what the step reads gives another key, and so a run of its own."""
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import sys
 from collections.abc import Callable
@@ -105,22 +106,64 @@ def test_files_no_step_reads_and_scratch_locations_are_not_inputs(project: Path)
     assert after == before
 
 
-def test_kubernetes_twins_share_their_steps_and_docker_ones_do_not(
-    bake: Callable[..., BakedProject], tmp_path: Path
-) -> None:
+STEPS = ("lint", "types", "tests")
+
+# Files the steps read that a Docker-on project has and its Docker-off twin has not, or has
+# otherwise: the entry point for the image, its test, and the compose variables in
+# .env.example (which the project's tests read).
+DOCKER_READ_FILES = {
+    "src/prsm_service/serve.py",
+    "tests/test_serve.py",
+    ".env.example",
+}
+
+
+def test_kubernetes_twins_share_their_steps(bake: Callable[..., BakedProject]) -> None:
     keys = {}
     for name, answers in {
         "docker": {"use_docker": True, "use_kubernetes": False},
         "kubernetes": {"use_docker": True, "use_kubernetes": True},
-        "no docker": {"use_docker": False, "use_kubernetes": False},
     }.items():
         project = bake(use_redis_cache=True, **answers).path
         (project / "uv.lock").write_text("the same lock\n")
-        keys[name] = {step: key_of(project, step=step) for step in ("lint", "types", "tests")}
+        keys[name] = {step: key_of(project, step=step) for step in STEPS}
 
     assert keys["kubernetes"] == keys["docker"]
-    # Docker adds serve.py and its test: no step of a Docker-off project is the same.
-    assert not set(keys["no docker"].values()) & set(keys["docker"].values())
+
+
+def test_docker_twins_differ_only_in_what_docker_adds_to_the_files_steps_read(
+    bake: Callable[..., BakedProject], template: Template, tmp_path: Path
+) -> None:
+    """Docker-on and Docker-off projects share every step exactly when the files the steps
+    read are the same: their locks are (the hook's, and the one the environment step
+    resolves), and only DOCKER_READ_FILES may differ. Made the same, they are twins."""
+    docker = bake(use_redis_cache=True, use_docker=True)
+    docker_copy = tmp_path / "docker" / docker.path.name
+    shutil.copytree(docker.path, docker_copy)
+    docker = BakedProject(docker_copy, docker.answers, docker.env)
+    plain = bake(use_redis_cache=True, use_docker=False)
+    plain.install()
+    assert (plain.path / "uv.lock").read_bytes() == (docker.path / "uv.lock").read_bytes()
+
+    docker_files, plain_files = project_inputs(docker.path), project_inputs(plain.path)
+    differing = {
+        path
+        for path in docker_files.keys() | plain_files.keys()
+        if docker_files.get(path) != plain_files.get(path)
+    }
+    assert differing <= DOCKER_READ_FILES
+
+    def keys(project: BakedProject) -> dict[str, str]:
+        message = template.hook("post_gen_project").next_steps(project.answers)
+        steps = {step: key_of(project.path, step=step) for step in STEPS}
+        return {**steps, "commands": commands_key(project, message, tmp_path / "scratch")}
+
+    assert (keys(plain) == keys(docker)) == (not differing)
+    # With those files the same (serve.py in every project, the compose variables elsewhere),
+    # a Docker-off project and its Docker-on twin share every step.
+    for relative in differing:
+        shutil.copyfile(docker.path / relative, plain.path / relative)
+    assert keys(plain) == keys(docker)
 
 
 def test_a_result_recorded_under_a_key_is_found_under_it_alone(tmp_path: Path) -> None:
