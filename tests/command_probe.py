@@ -3,10 +3,11 @@ its order, and then the paths the app serves.
 
     python command_probe.py PLAN.json
 
-PLAN.json: `{"package": ..., "runs": [{"argv": [...], "variables": {...}, "stdin": ...}],
-"routes": true}`. `argv` starts with a program of the project's environment (what `uv run`
-would start: `.venv/bin/<program>`) or with `python`. Prints one JSON object: for each run its
-exit status (or why it has none) and what it wrote, and the app's paths.
+PLAN.json: `{"package": ..., "runs": [{"argv": [...], "variables": {...}, "stdin": ...,
+"purpose": ...}], "routes": true}` (the purpose is commands.py's, to read the report by).
+`argv` starts with a program of the project's environment (what `uv run` would start:
+`.venv/bin/<program>`) or with `python`. Prints one JSON object: for each run its exit
+status (or why it has none), what it wrote and its seconds, and the app's paths.
 
 The app's package is imported once, here, and each run without variables of its own becomes
 a child of this process (`os.fork`): the program's own file runs as `__main__` with the

@@ -110,10 +110,10 @@ class CommandCheck:
     file, an unknown program) and a plan: the project's programs to run, in order, and
     whether the app's routes are needed. `uv sync` is uv's own and runs here; the plan is
     run by one process of the project's interpreter, command_probe.py, which imports the app
-    once for all of them. What it reports is all that the plan's commands depend on besides
-    the project's files, interpreter and variables, so a twin whose inputs are byte-identical
-    (step_reuse.py) can take it instead of running the plan again; `problems()` then reads it
-    against this project's own commands.
+    once for all of them. What it reports depends on nothing but the plan and the project's
+    files, interpreter and variables, so a twin whose are byte-identical (step_reuse.py) can
+    take the report instead of running the plan again; `problems()` then reads it against
+    this project's own commands.
     """
 
     def __init__(self, project: BakedProject, message: str, scratch: Path) -> None:
@@ -208,7 +208,12 @@ class CommandCheck:
         return {
             "package": self.project.package,
             "runs": [
-                {"argv": list(run.argv), "variables": dict(run.variables), "stdin": run.stdin}
+                {
+                    "argv": list(run.argv),
+                    "variables": dict(run.variables),
+                    "stdin": run.stdin,
+                    "purpose": run.purpose,
+                }
                 for run in self.runs
             ],
             "routes": bool(self.urls),
