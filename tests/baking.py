@@ -447,11 +447,12 @@ class BakedProject:
     def install(self) -> None:
         """`uv sync`: a new .venv with the runtime and dev dependencies of this project alone.
 
-        A project without uv.lock resolves its pyproject.toml: offline when this run has
-        locked the same one online, with a byte-identical lock as the result (see
-        `OnlineLocks`), else online. With a lock (the hook's), only wheels are needed, and
-        uv's cache has them once any project of the run has installed them: offline first,
-        and online if the cache lacks one.
+        A project with a lock that still matches its pyproject.toml (the hook's) needs only
+        wheels, which uv's cache has once any project of the run installed them: offline
+        (`--locked`: nothing resolved) first, online if the cache lacks one or the lock is
+        out of date. A project without one resolves its pyproject.toml: offline when this
+        run has locked the same one online, with a byte-identical lock as the result (see
+        `OnlineLocks`), else online.
         """
         python_version = str(self.answers["python_version"])
         sync = (find_uv(), "sync", "--python", find_python(python_version))
@@ -459,19 +460,23 @@ class BakedProject:
         had_lock = lock.exists()
         key = self.lock_key()
         known = self.locks.find(key) if self.locks else None
-        if had_lock or known:
+        if had_lock:
+            try:
+                self.check(*sync, "--offline", "--locked", timeout=900)
+            except StepFailed:
+                pass  # a wheel that uv's cache lacks, or a lock out of date
+            else:
+                return
+        elif known:
             try:
                 self.check(*sync, "--offline", timeout=900)
             except StepFailed:
-                pass  # a wheel or an index page that uv's cache lacks
+                pass  # an index page or a wheel that uv's cache lacks
             else:
-                if had_lock:
-                    return
-                if known and lock.read_bytes() == known[1]:
+                if lock.read_bytes() == known[1]:
                     self.replayed_lock = (known[0], key)
                     return
-            if not had_lock:
-                lock.unlink(missing_ok=True)  # resolved online below, whatever offline gave
+            lock.unlink(missing_ok=True)  # resolved online below, whatever offline gave
         self.check(*sync, timeout=900)
         if self.locks and not had_lock and known is None:
             self.locks.record(key, self.label, lock.read_bytes())
