@@ -10,7 +10,8 @@ each combination (bake = render, then whatever steps it runs) and writes them as
 (`--timings-json`); this prints them as a table with the totals per step, the wall time
 against the 180 s target, and how much busy time 120 s would take off. `--from-json` reads
 the JSON of an earlier run instead. Combinations that took a step's result from a twin with
-byte-identical inputs (tests/step_reuse.py) name it and the hashes.
+byte-identical inputs (tests/step_reuse.py) name it and the hashes, and those whose uv.lock
+was resolved offline to the bytes another combination's got online name that one (`lock`).
 
 It then times the all-on and all-off projects' own suites as their users run them (`uv run
 pytest` in the rendered project, SQLite users, the median of three warm runs after one that
@@ -47,7 +48,7 @@ from common import (
 # What the template's tests count as the full matrix, and how they name a reused step.
 sys.path.insert(0, str(TEMPLATE_ROOT / "tests"))
 from baking import Template, combinations
-from step_reuse import describe_reuses
+from step_reuse import REPLAYED_LOCK, describe_reuses, reused_steps
 
 TARGET_S = 180
 STRETCH_S = 120
@@ -153,7 +154,8 @@ def analyse(harness: dict[str, Any], process_wall: float | None) -> dict[str, An
         "workers": workers,
         "combinations": len(rows),
         "failed": [r["combination"] for r in rows if r.get("outcome") != "passed"],
-        "reusing": sum(1 for r in rows if r.get("reused")),
+        "reusing": sum(1 for r in rows if reused_steps(r.get("reused") or {})),
+        "lock_replays": sum(1 for r in rows if REPLAYED_LOCK in (r.get("reused") or {})),
         "wall_seconds": wall,
         "process_wall_seconds": process_wall,
         "busy_seconds": busy,
@@ -230,7 +232,7 @@ def main() -> int:
             *summary["step_totals_seconds"].values(),
             summary["busy_seconds"],
             "",
-            f"{summary['reusing']} reused",
+            f"{summary['reusing']} reused steps, {summary['lock_replays']} replayed locks",
         ]
     )
     print()

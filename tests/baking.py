@@ -4,7 +4,9 @@
 from __future__ import annotations
 
 import ast
+import fcntl
 import functools
+import hashlib
 import importlib.util
 import itertools
 import json
@@ -15,8 +17,8 @@ import subprocess
 import sys
 import time
 import tomllib
-from collections.abc import Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from types import ModuleType
@@ -26,6 +28,8 @@ import pytest
 import yaml
 from cookiecutter.generate import generate_context
 from cookiecutter.prompt import prompt_for_config
+from cookiecutter.utils import create_env_with_context
+from jinja2 import FileSystemLoader
 
 TEMPLATE_ROOT = Path(__file__).resolve().parent.parent
 PROJECT_DIR_NAME = "{{cookiecutter.project_slug}}"
@@ -88,6 +92,14 @@ class Template:
             context_file=str(self.root / "cookiecutter.json"), extra_context=overrides
         )
         return {**prompt_for_config(context, no_input=True), "_cookiecutter": self.declared}
+
+    def render_file(self, relative: str, answers: Mapping[str, Any]) -> str:
+        """One file of the project as cookiecutter renders it for these answers: its Jinja
+        environment and context, nothing written."""
+        context = {"cookiecutter": self.answers(**answers)}
+        env = create_env_with_context(context)
+        env.loader = FileSystemLoader(str(self.root / PROJECT_DIR_NAME))
+        return env.get_template(relative).render(**context)
 
     def hook(self, name: str) -> ModuleType:
         return load_module(self.root / "hooks" / f"{name}.py")
@@ -194,6 +206,60 @@ def combinations(template: Template, mode: str) -> list[Combination]:
     return list({c.id: c for c in picked}.values())
 
 
+def render_replaying_lock(
+    template: Template,
+    answers: Mapping[str, Any],
+    render: Callable[[], Path],
+    locks: OnlineLocks,
+    label: str,
+) -> tuple[Path, tuple[str, str] | None]:
+    """`render()` the project for these answers (cookiecutter, whose hooks see os.environ);
+    its path, and (combination, key) of the online lock its uv.lock replayed, if it did.
+
+    When this run has locked the same pyproject.toml online (its text is rendered first,
+    nothing written), the project is rendered with UV_OFFLINE=1; the render counts only if
+    its pyproject.toml is that one and, for a Docker project (whose lock the hook writes), its
+    uv.lock is byte-identical to the online one. Otherwise `render()` runs again, online,
+    and a lock it leaves is recorded for the projects after it (see `OnlineLocks`)."""
+    key = OnlineLocks.key(template.render_file("pyproject.toml", answers).encode())
+    known = locks.find(key)
+    if known is not None:
+        with environment(UV_OFFLINE="1"):
+            path = render()
+        lock = path / "uv.lock"
+        same_pyproject = OnlineLocks.key((path / "pyproject.toml").read_bytes()) == key
+        if same_pyproject and lock.exists() and lock.read_bytes() == known[1]:
+            return path, (known[0], key)
+        if same_pyproject and not lock.exists() and not template.answers(**answers)["use_docker"]:
+            return path, None
+    path = render()
+    lock = path / "uv.lock"
+    rendered_key = OnlineLocks.key((path / "pyproject.toml").read_bytes())
+    if lock.exists() and locks.find(rendered_key) is None:
+        locks.record(rendered_key, label, lock.read_bytes())
+    return path, None
+
+
+@contextmanager
+def environment(**variables: str | None) -> Iterator[None]:
+    """os.environ with these variables set (None: unset) for the block, as the hooks, which
+    cookiecutter starts as processes of their own, read it."""
+    saved = {name: os.environ.get(name) for name in variables}
+    try:
+        for name, value in variables.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+        yield
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+
 # --- interpreters and tools ---------------------------------------------------------------
 
 
@@ -239,8 +305,40 @@ class StepFailed(Exception):
     """A command of a rendered project failed; the message carries its output's tail."""
 
 
-# (python_version, enabled features) of the projects this process synced online.
-_SYNCED_ONLINE: list[tuple[str, frozenset[str]]] = []
+class OnlineLocks:
+    """The uv.lock each pyproject.toml got when it was resolved online in this run, in a
+    directory the xdist workers share (gone with the run, as step_reuse.py's results are).
+
+    Resolving online (the post-generation hook's `uv lock`, or `uv sync` in a project
+    without a lock) revalidates every index page with the registry, most of a render's or an
+    environment's time. uv's cache holds those pages once a pyproject.toml has been resolved
+    online; resolving a byte-identical pyproject.toml again offline replays the same
+    decisions from them. So a project whose pyproject.toml was locked online earlier in the
+    run resolves offline (`UV_OFFLINE=1`, which the hook's uv reads too, or `--offline`),
+    and its lock must then be byte-identical to the online one: otherwise it resolves again,
+    online. What the project gets is what resolving it online minutes earlier gave.
+    """
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+        directory.mkdir(parents=True, exist_ok=True)
+
+    @staticmethod
+    def key(pyproject: bytes) -> str:
+        return hashlib.sha256(pyproject).hexdigest()
+
+    def find(self, key: str) -> tuple[str, bytes] | None:
+        """(the combination that locked it online, its lock), or None."""
+        lock, source = self.directory / f"{key}.lock", self.directory / f"{key}.source"
+        if not (lock.exists() and source.exists()):
+            return None
+        return source.read_text(encoding="utf-8"), lock.read_bytes()
+
+    def record(self, key: str, combination: str, lock: bytes) -> None:
+        for suffix, data in ((".lock", lock), (".source", combination.encode())):
+            partial = self.directory / f"{key}{suffix}.partial"
+            partial.write_bytes(data)
+            partial.replace(self.directory / f"{key}{suffix}")
 
 
 @dataclass
@@ -271,6 +369,11 @@ class BakedProject:
     path: Path
     answers: Mapping[str, Any]
     env: Mapping[str, str]
+    # Online locks of this run, and what the project was rendered as (a combination id).
+    locks: OnlineLocks | None = None
+    label: str = ""
+    # (combination, key) of the online lock this project's lock replayed, if it did.
+    replayed_lock: tuple[str, str] | None = None
 
     @property
     def package(self) -> str:
@@ -338,31 +441,76 @@ class BakedProject:
             why = " (pytest ran no tests)" if no_tests else ""
             raise StepFailed(f"`{' '.join(args)}` exited {result.returncode}{why}\n{tail}")
 
+    def lock_key(self) -> str:
+        return OnlineLocks.key((self.path / "pyproject.toml").read_bytes())
+
     def install(self) -> None:
         """`uv sync`: a new .venv with the runtime and dev dependencies of this project alone.
 
-        Resolving online revalidates every index page with PyPI, most of the step's time.
-        Once this process has synced a project with a superset of these features online,
-        the pages this one needs are minutes old, so it resolves from uv's cache instead
-        (`--offline`), and online again if the cache lacks anything.
+        A project with a lock that still matches its pyproject.toml (the hook's) needs only
+        wheels, which uv's cache has once any project of the run installed them: offline
+        (`--locked`: nothing resolved) first, online if the cache lacks one or the lock is
+        out of date. A project without one resolves its pyproject.toml: offline when this
+        run has locked the same one online, with a byte-identical lock as the result (see
+        `OnlineLocks`), else online.
         """
         python_version = str(self.answers["python_version"])
-        features = frozenset(key for key, value in self.answers.items() if value is True)
         sync = (find_uv(), "sync", "--python", find_python(python_version))
-        if any(python_version == p and features <= seen for p, seen in _SYNCED_ONLINE):
+        lock = self.path / "uv.lock"
+        had_lock = lock.exists()
+        key = self.lock_key()
+        known = self.locks.find(key) if self.locks else None
+        if had_lock:
+            try:
+                self.check(*sync, "--offline", "--locked", timeout=900)
+            except StepFailed:
+                pass  # a wheel that uv's cache lacks, or a lock out of date
+            else:
+                return
+        elif known:
             try:
                 self.check(*sync, "--offline", timeout=900)
             except StepFailed:
-                pass
+                pass  # an index page or a wheel that uv's cache lacks
             else:
-                return
+                if lock.read_bytes() == known[1]:
+                    self.replayed_lock = (known[0], key)
+                    return
+            lock.unlink(missing_ok=True)  # resolved online below, whatever offline gave
         self.check(*sync, timeout=900)
-        _SYNCED_ONLINE.append((python_version, features))
+        if self.locks and not had_lock and known is None:
+            self.locks.record(key, self.label, lock.read_bytes())
 
     def uv_run(
         self, *args: str, timeout: float = 600, env: Mapping[str, str] | None = None
     ) -> None:
-        self.check(find_uv(), "run", "--no-sync", *args, timeout=timeout, env=env)
+        env = env or self.env
+        python_version = str(self.answers["python_version"])
+        with mypy_cache_lock(env, python_version) if args[0] == "mypy" else nullcontext():
+            self.check(find_uv(), "run", "--no-sync", *args, timeout=timeout, env=env)
+
+
+@contextmanager
+def mypy_cache_lock(env: Mapping[str, str], python_version: str) -> Iterator[None]:
+    """One mypy at a time on the cache for a Python version, whichever worker runs it.
+
+    The workers share one cache (MYPY_CACHE_DIR, see the project_env fixture), so the first
+    project warms it for all: mypy's analysis of FastAPI, pydantic, SQLAlchemy and the rest
+    is most of a cold run. mypy writes a module's metadata and data as two files; one writer
+    at a time keeps them a pair. A cached module counts only while the file mypy finds has
+    the size and hash it recorded (a project at another path, as on another worker, is
+    hashed again), so what another project left serves only where the files are the same."""
+    if "MYPY_CACHE_DIR" not in env:  # mypy's own cache in the project: this mypy's alone
+        yield
+        return
+    directory = Path(env["MYPY_CACHE_DIR"])
+    directory.mkdir(parents=True, exist_ok=True)
+    with (directory / f"{python_version}.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
 
 
 # --- what a clean render looks like -------------------------------------------------------

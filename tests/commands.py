@@ -20,7 +20,9 @@ import re
 import shlex
 import subprocess
 from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
 from baking import BakedProject, find_uv
@@ -85,12 +87,36 @@ def simple_commands(lines: list[str]) -> Iterator[tuple[dict[str, str], list[str
             words = []
 
 
-class CommandCheck:
-    """Checks one project's commands, each once. What needs the app's own interpreter (the
-    scripts, the CLI's command list, the app's routes) is gathered first and asked of one
-    process at the end, `command_probe.py`, so the app is imported once."""
+@dataclass(frozen=True)
+class Run:
+    """A program of the project's environment that command_probe.py runs for one command."""
 
-    def __init__(self, project: BakedProject, scratch: Path) -> None:
+    shown: str  # the command as the project prints it
+    argv: tuple[str, ...]  # what `uv run --no-sync` is given for it
+    variables: tuple[tuple[str, str], ...] = ()
+    stdin: str | None = None
+    purpose: str = "run"  # "run": must exit 0; "script": its --help; "cli": the CLI's --help
+
+    @property
+    def ran(self) -> str:
+        words = [*(f"{name}={value}" for name, value in self.variables), "uv", "run", "--no-sync"]
+        return shlex.join([*words, *self.argv])
+
+
+class CommandCheck:
+    """Checks one project's commands, each once.
+
+    Reading the message and the README gives the problems that need nothing run (a missing
+    file, an unknown program) and a plan: the project's programs to run, in order, and
+    whether the app's routes are needed. `uv sync` is uv's own and runs here; the plan is
+    run by one process of the project's interpreter, command_probe.py, which imports the app
+    once for all of them. What it reports depends on nothing but the plan and the project's
+    files, interpreter and variables, so a twin whose are byte-identical (step_reuse.py) can
+    take the report instead of running the plan again; `problems()` then reads it against
+    this project's own commands.
+    """
+
+    def __init__(self, project: BakedProject, message: str, scratch: Path) -> None:
         self.project = project
         self.scratch = scratch
         self.env = {
@@ -99,9 +125,26 @@ class CommandCheck:
             "DATABASE_URL": f"sqlite+aiosqlite:///{scratch / 'commands.db'}",
         }
         self.seen: set[tuple[str, ...]] = set()
+        self.runs: list[Run] = []
+        self.syncs: list[tuple[str, dict[str, str]]] = []  # `uv sync`: the command, variables
         self.scripts: dict[str, str] = {}  # script -> the command that runs it
         self.subcommands: dict[str, str] = {}  # CLI command -> the command that names it
         self.urls: dict[str, str] = {}  # path on the service -> the command that asks for it
+        sessions = [next_message_commands(message), *readme_commands(project.read("README.md"))]
+        self.static_problems = [
+            problem
+            for lines in sessions
+            for variables, words in simple_commands(lines)
+            for problem in self.check(variables, words)
+        ]
+        package = project.package
+        self.runs += [
+            Run(shown, ("python", script, "--help"), purpose="script")
+            for script, shown in sorted(self.scripts.items())
+        ]
+        if self.subcommands:
+            shown = next(iter(self.subcommands.values()))
+            self.runs.append(Run(shown, (package, "--help"), purpose="cli"))
 
     def check(self, variables: Mapping[str, str], words: list[str]) -> list[str]:
         if tuple(words) in self.seen:
@@ -114,7 +157,7 @@ class CommandCheck:
             found.append(f"`{shown}`: the project has no {implied}")
         program = words[0]
         if program == "uv" and words[1:] == ["sync"]:
-            found += self.run(shown, ["sync", "--offline"], variables)
+            self.syncs.append((shown, _local(variables, self.scratch)))
         elif program == "uv" and words[1:2] == ["run"] and len(words) > 2:
             found += self.uv_run(shown, words[2:], variables)
         elif program == "cd":
@@ -137,8 +180,8 @@ class CommandCheck:
             return []
         if program == "python" and args[:2] == ["-m", f"{package}.metrics"]:
             # It prepares the metrics directory, then becomes the rest of the command.
-            inner = self.check(variables, ["uv", "run", *args[2:]]) if args[2:] else []
-            return self.run(shown, ["run", "--no-sync", *argv[:3], "true"], variables) + inner
+            self.add(shown, [*argv[:3], "true"], variables)
+            return self.check(variables, ["uv", "run", *args[2:]]) if args[2:] else []
         if program == "python" and args and args[0].endswith(".py"):
             self.scripts.setdefault(args[0], shown)
             return []
@@ -146,71 +189,132 @@ class CommandCheck:
             self.subcommands.setdefault(args[0] if args else "", shown)
             return []
         real = program in {"alembic", package}
-        command = ["run", "--no-sync", *argv, *([] if real else ["--help"])]
         stdin = f"{PASSWORD}\n" if real and "create-user" in args else None
-        return self.run(shown, command, variables, stdin)
+        self.add(shown, [*argv, *([] if real else ["--help"])], variables, stdin)
+        return []
 
-    def run(
+    def add(
         self,
         shown: str,
-        uv_args: list[str],
+        argv: list[str],
         variables: Mapping[str, str],
         stdin: str | None = None,
-    ) -> list[str]:
+    ) -> None:
+        local = tuple(sorted(_local(variables, self.scratch).items()))
+        self.runs.append(Run(shown, tuple(argv), local, stdin))
+
+    def plan(self) -> dict[str, Any]:
+        """What command_probe.py is asked to do."""
+        return {
+            "package": self.project.package,
+            "runs": [
+                {
+                    "argv": list(run.argv),
+                    "variables": dict(run.variables),
+                    "stdin": run.stdin,
+                    "purpose": run.purpose,
+                }
+                for run in self.runs
+            ],
+            "routes": bool(self.urls),
+        }
+
+    def key_parts(self) -> tuple[dict[str, Any], dict[str, str]]:
+        """The plan and the variables it runs with, as the step's key hashes them: this
+        combination's scratch directory, which only holds what the commands write, named
+        by a placeholder."""
+        scratch = str(self.scratch)
+
+        def neutral(value: Any) -> Any:
+            if isinstance(value, str):
+                return value.replace(scratch, "{scratch}")
+            if isinstance(value, list):
+                return [neutral(item) for item in value]
+            if isinstance(value, dict):
+                return {key: neutral(item) for key, item in value.items()}
+            return value
+
+        return neutral(self.plan()), neutral(self.env)
+
+    def sync_problems(self) -> list[str]:
+        """`uv sync`, run by uv for real (offline: the matrix built the environment)."""
+        problems = []
+        for shown, variables in self.syncs:
+            args = [find_uv(), "sync", "--offline"]
+            try:
+                done = subprocess.run(
+                    args,
+                    cwd=self.project.path,
+                    env={**self.env, **variables},
+                    capture_output=True,
+                    text=True,
+                    timeout=180,
+                    check=False,
+                )
+            except subprocess.TimeoutExpired:
+                problems.append(f"`{shown}`: still running after 180 s")
+                continue
+            if done.returncode != 0:
+                output = "\n".join((done.stdout + done.stderr).strip().splitlines()[-15:])
+                ran = "uv sync --offline"
+                problems.append(f"`{shown}` (run as `{ran}`) exited {done.returncode}:\n{output}")
+        return problems
+
+    def probe(self, env: Mapping[str, str] | None = None) -> dict[str, Any]:
+        """Runs the plan with command_probe.py in the project's interpreter: its report, or
+        `{"failed": why}`."""
+        plan = self.plan()
+        if not (plan["runs"] or plan["routes"]):
+            return {"runs": []}
+        plan_file = self.scratch / "command-plan.json"
+        plan_file.write_text(json.dumps(plan), encoding="utf-8")
+        argv = [find_uv(), "run", "--no-sync", "python", str(PROBE), str(plan_file)]
         try:
             done = subprocess.run(
-                [find_uv(), *uv_args],
+                argv,
                 cwd=self.project.path,
-                env={**self.env, **_local(variables, self.scratch)},
-                input=stdin,
+                env=dict(env or self.env),
+                stdin=subprocess.DEVNULL,
                 capture_output=True,
                 text=True,
-                timeout=180,
+                timeout=900,
                 check=False,
             )
         except subprocess.TimeoutExpired:
-            return [f"`{shown}`: still running after 180 s"]
+            return {"failed": "command_probe.py still running after 900 s"}
         if done.returncode != 0:
-            output = "\n".join((done.stdout + done.stderr).strip().splitlines()[-15:])
-            ran = shlex.join(["uv", *uv_args])
-            return [f"`{shown}` (run as `{ran}`) exited {done.returncode}:\n{output}"]
-        return []
+            return {"failed": f"command_probe.py exited {done.returncode}:\n{done.stderr[-3000:]}"}
+        report: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
+        return report
 
-    def probe(self) -> list[str]:
-        """Asks the app's interpreter about the scripts, CLI commands and URLs gathered."""
-        tasks = {
-            "package": self.project.package,
-            "scripts": sorted(self.scripts),
-            "cli": bool(self.subcommands),
-            "routes": bool(self.urls),
-        }
-        if not (tasks["scripts"] or tasks["cli"] or tasks["routes"]):
-            return []
-        argv = ["run", "--no-sync", "python", str(PROBE), json.dumps(tasks)]
-        done = subprocess.run(
-            [find_uv(), *argv],
-            cwd=self.project.path,
-            env=self.env,
-            capture_output=True,
-            text=True,
-            timeout=300,
-            check=False,
-        )
-        if done.returncode != 0:
-            return [f"command_probe.py exited {done.returncode}:\n{done.stderr[-3000:]}"]
-        results = json.loads(done.stdout.strip().splitlines()[-1])
-        problems = [
-            f"`{self.scripts[script]}`: with --help it ended with {status!r}"
-            for script, status in results["scripts"].items()
-            if status != 0
-        ]
-        listed = results.get("cli", "")
+    def problems(self, report: Mapping[str, Any]) -> list[str]:
+        """What the probe's report says is wrong with this project's commands."""
+        if "failed" in report:
+            return [report["failed"]]
+        problems = []
+        if "import_error" in report:
+            error = report["import_error"]
+            problems.append(f"importing {self.project.package}.main failed:\n{error}")
+        listed = ""
+        for run, result in zip(self.runs, report["runs"], strict=True):
+            status = result["status"]
+            if run.purpose == "cli":
+                listed = result["stdout"] if status == 0 else ""
+            if status == 0:
+                continue
+            output = "\n".join((result["stdout"] + result["stderr"]).strip().splitlines()[-15:])
+            if not isinstance(status, int):
+                problems.append(f"`{run.shown}`: {status}")
+            elif run.purpose == "script":
+                problems.append(f"`{run.shown}`: with --help it ended with {status}:\n{output}")
+            else:
+                problems.append(f"`{run.shown}` (run as `{run.ran}`) exited {status}:\n{output}")
         problems += [
             f"`{shown}`: `{self.project.package} --help` lists no {name!r}"
             for name, shown in self.subcommands.items()
             if not re.search(rf"^\s+{re.escape(name)}(\s|$)", listed, re.MULTILINE)
         ]
-        routes = set(results.get("routes", []))
+        routes = set(report.get("routes", []))
         problems += [
             f"`{shown}`: the service has no route {path}"
             for path, shown in self.urls.items()
@@ -220,16 +324,10 @@ class CommandCheck:
 
 
 def command_problems(project: BakedProject, message: str, scratch: Path) -> list[str]:
-    """What is wrong with the commands the "Next" message and the README give."""
-    checks = CommandCheck(project, scratch)
-    sessions = [next_message_commands(message), *readme_commands(project.read("README.md"))]
-    problems = [
-        problem
-        for lines in sessions
-        for variables, words in simple_commands(lines)
-        for problem in checks.check(variables, words)
-    ]
-    return problems + checks.probe()
+    """What is wrong with the commands the "Next" message and the README give (every check
+    run here, nothing reused)."""
+    check = CommandCheck(project, message, scratch)
+    return [*check.static_problems, *check.sync_problems(), *check.problems(check.probe())]
 
 
 def placeholders(args: list[str]) -> bool:

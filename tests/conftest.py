@@ -10,6 +10,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit, urlunsplit
@@ -21,13 +22,15 @@ from baking import (
     TEMPLATE_ROOT,
     BakedProject,
     Combination,
+    OnlineLocks,
     Template,
     Timings,
     combinations,
+    render_replaying_lock,
     write_cookiecutter_config,
 )
 from docker_engine import SETUP_STATUS_VARIABLE, ImageReport, image_shapes
-from step_reuse import StepResults, describe_reuses
+from step_reuse import REPLAYED_LOCK, StepResults, describe_reuses, reused_steps
 
 # `--shard=I/N`, which CI uses to split the full matrix, is a plugin of its own: sharding.py.
 pytest_plugins = ["sharding"]
@@ -73,6 +76,14 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         action="store_true",
         help="build each image of the Docker image tests from scratch first (cold build "
         "times); otherwise the engine's BuildKit cache is reused",
+    )
+    group.addoption(
+        "--keep-locks",
+        default=None,
+        metavar="DIR",
+        help="copy each matrix combination's pyproject.toml and uv.lock, as its environment "
+        "step left them, to DIR/<combination>/ (tests/dependency_audit.py --locks DIR audits "
+        "those instead of locking every combination again)",
     )
     group.addoption(
         "--timings-json",
@@ -163,7 +174,7 @@ def workdir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="session")
-def project_env(workdir: Path) -> dict[str, str]:
+def project_env(workdir: Path, shared_dir: Path) -> dict[str, str]:
     """The environment every rendered project's commands run in.
 
     Bytecode goes to one cache per worker. Every project on a worker is rendered at the same
@@ -171,9 +182,10 @@ def project_env(workdir: Path) -> dict[str, str]:
     and mtime from one combination to the next and its bytecode stays valid; the project's
     own files are written anew each time, so theirs is recompiled.
 
-    The mypy cache is per worker too (one writer at a time). mypy checks each cached module
-    against the file it finds (size and mtime, then content hash) and against its own version
-    and options, and keeps one cache per target Python inside that directory.
+    The mypy cache is one for all workers, used by one mypy at a time per target Python
+    (baking.mypy_cache_lock). mypy checks each cached module against the file it finds (size
+    and mtime, then content hash) and against its own version and options, and keeps one
+    cache per target Python inside that directory.
     """
     env = {
         key: value
@@ -181,7 +193,7 @@ def project_env(workdir: Path) -> dict[str, str]:
         if key not in _FOREIGN_ENV and not key.startswith(_FOREIGN_ENV_PREFIXES)
     }
     env.update(
-        MYPY_CACHE_DIR=str(workdir / "mypy-cache"),
+        MYPY_CACHE_DIR=str(shared_dir / "mypy-cache"),
         PYTHONPYCACHEPREFIX=str(workdir / "pycache"),
         REDIS_URL=_redis_url_for_worker(
             os.environ.get("REDIS_URL", DEFAULT_REDIS_URL), _worker_number()
@@ -198,34 +210,73 @@ def cookiecutter_config(workdir: Path) -> Path:
     return write_cookiecutter_config(workdir)
 
 
+@pytest.fixture(scope="session")
+def shared_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A directory of this run that every xdist worker sees (the parent of each one's own),
+    gone with the run."""
+    base = tmp_path_factory.getbasetemp()
+    return base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base
+
+
+@pytest.fixture(scope="session")
+def online_locks(shared_dir: Path) -> OnlineLocks:
+    return OnlineLocks(shared_dir / "online-locks")
+
+
 @pytest.fixture
 def bake(
-    template: Template, project_env: dict[str, str], cookiecutter_config: Path, workdir: Path
+    template: Template,
+    project_env: dict[str, str],
+    cookiecutter_config: Path,
+    workdir: Path,
+    online_locks: OnlineLocks,
+    request: pytest.FixtureRequest,
 ) -> Callable[..., BakedProject]:
     """`bake(use_auth=True, ...)`: render the template with these answers over the defaults.
 
     Each bake replaces the previous one in this worker's `bake/` directory, so a project's
     environment is always new but its path is the same (see `project_env`). The previous
     project is moved aside and deleted in the background, while this one is checked.
+
+    A project whose pyproject.toml this run has already locked online is rendered with
+    `UV_OFFLINE=1`, so the post-generation hook's `uv lock` resolves from uv's cache; the
+    lock it writes must be byte-identical to the online one, or the project is rendered
+    again, online (see `OnlineLocks`).
     """
     output = workdir / "bake"
+    label = (
+        request.getfixturevalue("combination").id
+        if "combination" in request.fixturenames
+        else request.node.name
+    )
 
-    def bake_with(**answers: Any) -> BakedProject:
+    def render(answers: dict[str, Any]) -> Path:
         if output.exists():
             previous = output.rename(workdir / f"discarded-{uuid.uuid4().hex}")
             threading.Thread(target=shutil.rmtree, args=(previous, True), daemon=True).start()
         output.mkdir()
         try:
-            path = cookiecutter(
-                str(template.root),
-                no_input=True,
-                extra_context=answers,
-                output_dir=str(output),
-                config_file=str(cookiecutter_config),
+            return Path(
+                cookiecutter(
+                    str(template.root),
+                    no_input=True,
+                    extra_context=answers,
+                    output_dir=str(output),
+                    config_file=str(cookiecutter_config),
+                )
             )
         except Exception as error:
             pytest.fail(f"rendering {answers} failed: {error!r}", pytrace=False)
-        return BakedProject(Path(path), template.answers(**answers), project_env)
+
+    def bake_with(**answers: Any) -> BakedProject:
+        path, replayed = render_replaying_lock(
+            template, answers, partial(render, answers), online_locks, label
+        )
+        project = BakedProject(
+            path, template.answers(**answers), project_env, locks=online_locks, label=label
+        )
+        project.replayed_lock = replayed
+        return project
 
     return bake_with
 
@@ -242,12 +293,9 @@ def timings(request: pytest.FixtureRequest) -> Timings:
 
 
 @pytest.fixture(scope="session")
-def step_results(tmp_path_factory: pytest.TempPathFactory) -> StepResults:
-    """The matrix steps this run finished, by the hash of their inputs: one directory for all
-    xdist workers (the parent of each one's own), gone with the run."""
-    base = tmp_path_factory.getbasetemp()
-    shared = base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base
-    return StepResults(shared / "step-results")
+def step_results(shared_dir: Path) -> StepResults:
+    """The matrix steps this run finished, by the hash of their inputs."""
+    return StepResults(shared_dir / "step-results")
 
 
 # --- the timing and fuzz tables, assembled where the reports arrive (the xdist controller) -
@@ -304,11 +352,16 @@ class MatrixTimings:
             )
             write(f"{row['combination']:<{width}} {cells}  {row['outcome']}{reused_from(row)}")
         busy = sum(row["total"] or 0 for row in self.rows)
-        reusing = sum(1 for row in self.rows if row["reused"])
+        reusing = sum(1 for row in self.rows if reused_steps(row["reused"]))
+        replays = sum(1 for row in self.rows if REPLAYED_LOCK in row["reused"])
         write(f"{len(self.rows)} combinations, {busy:.1f} s of work, {wall:.1f} s wall")
         write(
             f"{reusing} combinations reused steps of a twin with byte-identical inputs "
             "(step_reuse.py); their time is the wait for it"
+        )
+        write(
+            f"{replays} resolved their uv.lock offline, byte-identical to the one that the "
+            f"named combination's identical pyproject.toml got online ({REPLAYED_LOCK})"
         )
         self.write_json(wall, terminalreporter)
 

@@ -2,13 +2,18 @@
 vulnerabilities, and print a table of what was found:
 
     uv run python tests/dependency_audit.py [--json .results/dependency-audit.json]
+        [--locks .results/locks]
 
 Each combination of the full matrix is rendered and locked with uv (its runtime and dev
 dependencies, every platform), its pins exported, and the union of all pins is audited once
-with pip-audit. pip-audit asks PyPI's per-release JSON API; a pin it could not audit that way
-is looked up in the project's own JSON, whose vulnerability list describes the latest
-release: when the pin is that release, the list is the pin's. A pin neither can vouch for is
-reported as not audited, never as clean.
+with pip-audit. With `--locks DIR`, a combination whose pyproject.toml and uv.lock the
+matrix left in DIR/<combination>/ (`pytest --keep-locks DIR`) is audited from those, as its
+own tests ran it, and only the others are rendered and locked here.
+
+pip-audit asks PyPI's per-release JSON API; a pin it could not audit that way is looked up
+in the project's own JSON, whose vulnerability list describes the latest release: when the
+pin is that release, the list is the pin's. A pin neither can vouch for is reported as not
+audited, never as clean.
 
 Exits 1 when any pin has a known vulnerability, 2 when the audit could not run at all.
 """
@@ -92,9 +97,16 @@ def render(template: Template, combination: Combination, output: Path, config: P
 
 def resolved_pins(project: Path) -> set[Pin]:
     """Every package the project's lock resolves, dev tools included, for every platform."""
+    if not (project / "uv.lock").exists():
+        env = {**os.environ, "UV_NO_PROGRESS": "1"}
+        subprocess.run([find_uv(), "lock", "--quiet"], cwd=project, env=env, check=True)
+    return exported_pins(project)
+
+
+def exported_pins(project: Path) -> set[Pin]:
+    """The pins of the project's uv.lock, as it stands."""
     uv = find_uv()
     env = {**os.environ, "UV_NO_PROGRESS": "1"}
-    subprocess.run([uv, "lock", "--quiet"], cwd=project, env=env, check=True)
     export = [uv, "export", "--frozen", "--all-groups", "--no-emit-project", "--no-hashes"]
     exported = subprocess.run(
         [*export, "--no-header", "--no-annotate", "--format", "requirements-txt"],
@@ -111,6 +123,16 @@ def resolved_pins(project: Path) -> set[Pin]:
             name, version = requirement.split("==", 1)
             pins.add(Pin(canonical(name), version.strip()))
     return pins
+
+
+def is_locked(project: Path) -> bool:
+    return (project / "pyproject.toml").is_file() and (project / "uv.lock").is_file()
+
+
+def project_files(project: Path) -> tuple[bytes, bytes]:
+    """What a combination's pins come from: its pyproject.toml and its lock, if it has one."""
+    lock = project / "uv.lock"
+    return (project / "pyproject.toml").read_bytes(), lock.read_bytes() if lock.exists() else b""
 
 
 def pip_audit(pins: Iterable[Pin], workdir: Path) -> dict[Pin, Finding]:
@@ -241,6 +263,13 @@ def report(
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--json", type=Path, help="also write the findings here")
+    parser.add_argument(
+        "--locks",
+        type=Path,
+        metavar="DIR",
+        help="the pyproject.toml and uv.lock of each combination, in DIR/<combination>/, as "
+        "the matrix left them (pytest --keep-locks DIR); the others are locked here",
+    )
     args = parser.parse_args()
     template = Template(TEMPLATE_ROOT)
     started = time.monotonic()
@@ -248,19 +277,24 @@ def main() -> int:
         workdir = Path(temporary)
         config = write_cookiecutter_config(workdir)
         matrix = combinations(template, "full")
-        projects = {c.id: render(template, c, workdir / "render", config) for c in matrix}
-        # Combinations with the same pyproject.toml resolve the same pins (use_kubernetes,
-        # for one, adds no Python dependency): each distinct one is locked once.
-        pyprojects = {c: (path / "pyproject.toml").read_bytes() for c, path in projects.items()}
-        distinct = {text: projects[c] for c, text in reversed(pyprojects.items())}
+        kept = {
+            c.id: args.locks / c.id for c in matrix if args.locks and is_locked(args.locks / c.id)
+        }
+        projects = {
+            c.id: kept.get(c.id) or render(template, c, workdir / "render", config) for c in matrix
+        }
+        # Combinations with the same pyproject.toml and lock resolve the same pins
+        # (use_kubernetes, for one, adds no Python dependency): each is exported once.
+        inputs = {c: project_files(path) for c, path in projects.items()}
+        distinct = {files: projects[c] for c, files in reversed(inputs.items())}
         print(
-            f"rendered {len(projects)} combinations, {len(distinct)} distinct pyproject.toml;"
-            " locking each with uv",
+            f"{len(kept)} combinations as the matrix locked them, {len(projects) - len(kept)} "
+            f"rendered and locked here; {len(distinct)} distinct pyproject.toml and lock",
             flush=True,
         )
         with ThreadPoolExecutor(LOCK_WORKERS) as pool:
             locked = dict(zip(distinct, pool.map(resolved_pins, distinct.values()), strict=True))
-        per_combination = {c: locked[text] for c, text in pyprojects.items()}
+        per_combination = {c: locked[files] for c, files in inputs.items()}
         everything = set().union(*per_combination.values())
         print(f"auditing {len(everything)} distinct pins with pip-audit", flush=True)
         try:

@@ -1,25 +1,32 @@
 """A matrix step's result, reused by another combination whose inputs to it are byte-identical.
 
-A combination's lint, types and tests steps see its rendered project as it stands once its
-environment is built, the environment itself (which `uv.lock` and `pyproject.toml` pin), the
-Python that runs them and the variables they get. `step_key` hashes exactly those: every file
-of the project but the ones no step reads (`UNREAD`), the interpreter, the commands and the
-environment variables, but for the few that only name this worker's scratch space
-(`SCRATCH_VARIABLES`). Two combinations with the same key would run the same commands on the
-same bytes, so the second takes the first one's result instead of running them again.
+A combination's lint, types, tests, commands and security steps see its rendered project as
+it stands once its environment is built, the environment itself (which `uv.lock` and
+`pyproject.toml` pin), the Python that runs them and the variables they get. `step_key`
+hashes exactly those: every file of the project but the ones no step reads (`UNREAD`), the
+interpreter, the commands and the environment variables, but for the few that only name
+this worker's scratch space (`SCRATCH_VARIABLES`). Two combinations with the same key would
+run the same commands on the same bytes, so the second takes the first one's result instead
+of running them again.
+
+The commands step's "commands" are its plan (commands.CommandCheck): the programs it runs
+with their arguments, variables and input, not the README they come from, and what it
+records is what they did (exit status, output, the app's routes); each combination then
+holds its own README's and message's commands against that. bandit (the security step)
+runs from the template's environment: its interpreter is the template's.
 
 Twins today: a combination with `use_kubernetes` and the same one without it, and without
 auth, a combination with `use_docker` and the same one without it. The chart and the image
 add files under `deploy/`, the Dockerfile and compose file, and lines to the README and the CI
-workflow, none of which lint, mypy or pytest reads; the image tests, the Docker checks and the
-chart checks, which do read them, run for each. (With auth, Docker-on combinations test
-against PostgreSQL: another environment, so no twins.)
+workflow, none of which lint, mypy, pytest, the commands or bandit read; the image tests, the
+Docker checks and the chart checks, which do read them, run for each. (With auth, Docker-on
+combinations test against PostgreSQL: another environment, so no twins.)
 
 Results live for one pytest run only, in a directory the xdist workers share; a twin that
 starts while the other one is still running its step waits for it (a lock per key). The
-tests step of every run records which of the project's files its processes opened (see
-`opened_files/`), and the matrix fails if one of them is among `UNREAD`: the list cannot go
-stale without the matrix saying so.
+tests and commands steps of every run record which of the project's files their processes
+opened (see `opened_files/`), and the matrix fails if one of them is among `UNREAD`: the
+list cannot go stale without the matrix saying so.
 """
 
 from __future__ import annotations
@@ -30,12 +37,14 @@ import json
 import os
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
+from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
-# Paths of a rendered project that none of lint, types or tests reads: ruff and mypy read
-# Python files and pyproject.toml, pytest and what it starts only what the tests open.
+# Paths of a rendered project that no step reuses read: ruff and mypy read Python files and
+# pyproject.toml, pytest and what it starts only what the tests open, the commands what
+# their programs open, bandit the files under src/.
 UNREAD: tuple[str, ...] = (
     "README.md",
     "Dockerfile",
@@ -85,14 +94,15 @@ def hashed_environment(env: Mapping[str, str]) -> dict[str, str]:
 def step_key(
     inputs: Mapping[str, str],
     step: str,
-    commands: Sequence[Sequence[str]],
+    commands: Sequence[Any],
     python: str,
     env: Mapping[str, str],
 ) -> str:
-    """The hash of everything `step` depends on: files, interpreter, commands, variables."""
+    """The hash of everything `step` depends on: files, interpreter, commands (argv lists, or
+    a plan of them as JSON-like data), variables."""
     described = {
         "step": step,
-        "commands": [list(command) for command in commands],
+        "commands": [list(c) if isinstance(c, tuple) else c for c in commands],
         "python": python,
         "env": hashed_environment(env),
         "files": dict(inputs),
@@ -104,6 +114,8 @@ def step_key(
 class StepResult:
     combination: str
     failures: list[str]
+    # What else a step recorded for its twins to read (the commands step: its probe's report).
+    data: dict[str, Any] = field(default_factory=dict)
 
 
 class StepResults:
@@ -122,8 +134,8 @@ class StepResults:
             try:
                 recorded = self.directory / f"{key}.json"
                 if recorded.exists():
-                    data = json.loads(recorded.read_text(encoding="utf-8"))
-                    yield StepResult(data["combination"], data["failures"])
+                    saved = json.loads(recorded.read_text(encoding="utf-8"))
+                    yield StepResult(saved["combination"], saved["failures"], saved["data"])
                 else:
                     yield None
             finally:
@@ -133,21 +145,38 @@ class StepResults:
         path = self.directory / f"{key}.json"
         partial = path.with_suffix(".partial")
         partial.write_text(
-            json.dumps({"combination": result.combination, "failures": result.failures}),
+            json.dumps(
+                {
+                    "combination": result.combination,
+                    "failures": result.failures,
+                    "data": result.data,
+                }
+            ),
             encoding="utf-8",
         )
         partial.replace(path)
 
 
+# How the timing table names a uv.lock that was resolved offline and came out byte-identical
+# to the one another combination resolved online (baking.OnlineLocks): listed with the steps
+# reused, but not a step's result.
+REPLAYED_LOCK = "lock"
+
+
+def reused_steps(reused: Mapping[str, str]) -> dict[str, str]:
+    """Step -> "twin #hash" of the steps whose result came from a twin (no lock replays)."""
+    return {step: source for step, source in reused.items() if step != REPLAYED_LOCK}
+
+
 def describe_reuses(reused: Mapping[str, str]) -> str:
-    """`auth+docker: lint #1a2b3c4d, tests #5e6f7a8b` from step -> "twin #hash", as the timing
-    table and benchmarks/matrix_cost.py print which twin a combination's results came from."""
-    if not reused:
-        return ""
-    parts = {step: source.split(" #") for step, source in reused.items()}
-    twins = sorted({twin for twin, _ in parts.values()})
-    hashes = ", ".join(f"{step} #{key[:8]}" for step, (_, key) in parts.items())
-    return f"{', '.join(twins)}: {hashes}"
+    """`auth+docker: lint #1a2b3c4d, tests #5e6f7a8b; auth: lock #9c0d1e2f` from step ->
+    "twin #hash", as the timing table and benchmarks/matrix_cost.py print which twin a
+    combination's results came from."""
+    by_twin: dict[str, list[str]] = {}
+    for step, source in reused.items():
+        twin, _, key = source.partition(" #")
+        by_twin.setdefault(twin, []).append(f"{step} #{key[:8]}")
+    return "; ".join(f"{twin}: {', '.join(steps)}" for twin, steps in sorted(by_twin.items()))
 
 
 def recording_opened_files(env: Mapping[str, str], root: Path, listing: Path) -> dict[str, str]:

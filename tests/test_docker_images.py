@@ -23,6 +23,7 @@ from __future__ import annotations
 import errno
 import json
 import re
+import shutil
 import subprocess
 import threading
 import time
@@ -35,7 +36,7 @@ from typing import Any
 import pytest
 import yaml
 
-from baking import BakedProject, Template
+from baking import BakedProject, OnlineLocks, Template, render_replaying_lock
 from docker_checks import (
     compose_test_argv,
     hardening_missing,
@@ -95,14 +96,25 @@ class BuiltImage:
 class Images:
     """Each shape's project, rendered and built the first time a test asks for it."""
 
-    def __init__(self, docker: Docker, template: Template, workdir: Path, config: Path) -> None:
+    def __init__(
+        self, docker: Docker, template: Template, workdir: Path, config: Path, locks: OnlineLocks
+    ) -> None:
         self.docker, self.template, self.workdir, self.config = docker, template, workdir, config
+        self.locks = locks
         self.built: dict[str, BuiltImage] = {}
         self.no_cache = False
 
     def get(self, shape: ImageShape) -> BuiltImage:
         if shape.id not in self.built:
-            project = render(self.template, shape, self.workdir / "images" / shape.id, self.config)
+            output = self.workdir / "images" / shape.id
+
+            def render_anew() -> Path:
+                shutil.rmtree(output, ignore_errors=True)
+                return render(self.template, shape, output, self.config)
+
+            project, _ = render_replaying_lock(
+                self.template, shape.answers, render_anew, self.locks, f"image {shape.id}"
+            )
             ensure_lock(project)
             tag = f"{self.docker.prefix}/{shape.id.replace('@', '-')}:built"
             build = self.docker.build(project, tag, no_cache=self.no_cache)
@@ -117,9 +129,10 @@ def images(
     template: Template,
     workdir: Path,
     cookiecutter_config: Path,
+    online_locks: OnlineLocks,
     pytestconfig: pytest.Config,
 ) -> Images:
-    built = Images(docker, template, workdir, cookiecutter_config)
+    built = Images(docker, template, workdir, cookiecutter_config, online_locks)
     built.no_cache = pytestconfig.option.docker_no_cache
     return built
 

@@ -23,7 +23,7 @@ import yaml
 from cookiecutter.main import cookiecutter
 
 import kubernetes_checks
-from baking import BakedProject, Template
+from baking import BakedProject, OnlineLocks, Template, render_replaying_lock
 from docker_engine import http, require_engine
 from kubernetes_checks import (
     CRD_KINDS,
@@ -53,23 +53,34 @@ ALL_ON = {
 
 @pytest.fixture(scope="module")
 def chart_project(
-    template: Template, tmp_path_factory: pytest.TempPathFactory, cookiecutter_config: Path
+    template: Template,
+    tmp_path_factory: pytest.TempPathFactory,
+    cookiecutter_config: Path,
+    online_locks: OnlineLocks,
 ) -> tuple[Path, dict[str, Any]]:
     """One all-on project for the tests that only read or copy it."""
-    project = render_all_on(template, tmp_path_factory.mktemp("chart-project"), cookiecutter_config)
+    output = tmp_path_factory.mktemp("chart-project")
+    project = render_all_on(template, output, cookiecutter_config, online_locks)
     return project, template.answers(**ALL_ON)
 
 
-def render_all_on(template: Template, output: Path, config: Path) -> Path:
-    return Path(
-        cookiecutter(
-            str(template.root),
-            no_input=True,
-            extra_context=ALL_ON,
-            output_dir=str(output),
-            config_file=str(config),
+def render_all_on(template: Template, output: Path, config: Path, locks: OnlineLocks) -> Path:
+    """The all-on project, its uv.lock replayed offline where this run locked it online."""
+
+    def render() -> Path:
+        shutil.rmtree(output / template.answers(**ALL_ON)["project_slug"], ignore_errors=True)
+        return Path(
+            cookiecutter(
+                str(template.root),
+                no_input=True,
+                extra_context=ALL_ON,
+                output_dir=str(output),
+                config_file=str(config),
+            )
         )
-    )
+
+    project, _ = render_replaying_lock(template, ALL_ON, render, locks, "all-on chart project")
+    return project
 
 
 @pytest.fixture
@@ -570,10 +581,11 @@ def test_the_pods_containers_run_in_a_real_engine_as_the_manifests_say(
     template: Template,
     tmp_path: Path,
     cookiecutter_config: Path,
+    online_locks: OnlineLocks,
     helm: Helm,
 ) -> None:
     # A project with its uv.lock, which the image installs from.
-    project = render_all_on(template, tmp_path / "project", cookiecutter_config)
+    project = render_all_on(template, tmp_path / "project", cookiecutter_config, online_locks)
     answers = template.answers(**ALL_ON)
     assert (project / "uv.lock").is_file(), "the post-generation hook wrote no uv.lock"
     run_id = uuid.uuid4().hex[:10]

@@ -6,9 +6,12 @@ combination; the default is quick."""
 from __future__ import annotations
 
 import os
+import shutil
 import sys
 from collections.abc import Callable, Sequence
+from functools import partial
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -22,10 +25,11 @@ from baking import (
     find_python,
     leftover_problems,
 )
-from commands import command_problems
+from commands import CommandCheck
 from docker_checks import project_problems
 from kubernetes_checks import chart_problems
 from step_reuse import (
+    REPLAYED_LOCK,
     StepResult,
     StepResults,
     opened_unread,
@@ -52,6 +56,7 @@ def test_combination(
     timings: Timings,
     step_results: StepResults,
     tmp_path: Path,
+    request: pytest.FixtureRequest,
 ) -> None:
     with timings.step("bake"):
         project = bake(**combination.answers)
@@ -72,45 +77,81 @@ def test_combination(
         except StepFailed as error:
             pytest.fail("\n".join([*failures, f"[env] {error}"]), pytrace=False)
 
-    # Docker-on auth combinations test against PostgreSQL, as their compose stack deploys
-    # them; Docker-off ones against SQLite, the default. Each auth code path meets both.
-    env = dict(project.env)
-    if project.answers["use_auth"] and project.answers["use_docker"]:
-        env["DATABASE_URL"] = TEST_POSTGRES_URL
+    if project.replayed_lock:
+        timings.reused(REPLAYED_LOCK, *project.replayed_lock)
+    if keep_locks := request.config.option.keep_locks:
+        kept = Path(keep_locks, combination.id)
+        kept.mkdir(parents=True, exist_ok=True)
+        for name in ("pyproject.toml", "uv.lock"):
+            shutil.copyfile(project.path / name, kept / name)
+
     inputs = project_inputs(project.path)
     python = find_python(str(project.answers["python_version"]))
+
     for step, commands in STEPS.items():
+        env = step_env(project, step)
         key = step_key(inputs, step, commands, python, env)
-        with timings.step(step), step_results.claim(key) as earlier:
-            if earlier is not None:
-                timings.reused(step, earlier.combination, key)
-                failures += [f"{f} (reused from {earlier.combination})" for f in earlier.failures]
-                continue
-            found = run_step(project, step, commands, env, tmp_path)
-            step_results.record(key, StepResult(combination.id, found))
-            failures += found
+        run = partial(run_step, combination.id, project, step, commands, env, tmp_path)
+        with timings.step(step):
+            result, reused = reuse_or_run(step_results, timings, step, key, run)
+        failures += [f"{failure}{reused}" for failure in result.failures]
 
     with timings.step("commands"):
         # What the "Next" message and the README tell a user to run, in this environment.
         message = template.hook("post_gen_project").next_steps(project.answers)
-        failures += [
-            f"[commands] {problem}" for problem in command_problems(project, message, tmp_path)
-        ]
+        check = CommandCheck(project, message, tmp_path)
+        failures += [f"[commands] {problem}" for problem in check.static_problems]
+        failures += [f"[commands] {problem}" for problem in check.sync_problems()]
+        plan, plan_env = check.key_parts()
+        key = step_key(inputs, "commands", [plan], python, plan_env)
+        run = partial(probe_commands, combination.id, check, tmp_path)
+        result, reused = reuse_or_run(step_results, timings, "commands", key, run)
+        problems = check.problems(result.data) + unread_problems(result.data)
+        failures += [f"[commands] {problem}{reused}" for problem in problems]
 
     with timings.step("security"):
-        failures += [f"[security] {problem}" for problem in bandit_findings(project)]
+        command = bandit_command()
+        key = step_key(inputs, "security", [command], sys.executable, project.env)
+        run = partial(bandit_findings, combination.id, project, command, tmp_path)
+        result, reused = reuse_or_run(step_results, timings, "security", key, run)
+        failures += [f"[security] {problem}{reused}" for problem in result.failures]
 
     if failures:
         pytest.fail("\n\n".join(failures), pytrace=False)
 
 
+def reuse_or_run(
+    results: StepResults, timings: Timings, step: str, key: str, run: Callable[[], StepResult]
+) -> tuple[StepResult, str]:
+    """The result a twin recorded under `key`, else `run()`'s, recorded for the twins; and
+    " (reused from TWIN)" to follow each failure of a reused one."""
+    with results.claim(key) as earlier:
+        if earlier is not None:
+            timings.reused(step, earlier.combination, key)
+            return earlier, f" (reused from {earlier.combination})"
+        result = run()
+        results.record(key, result)
+        return result, ""
+
+
+def step_env(project: BakedProject, step: str) -> dict[str, str]:
+    """The variables a step runs with: the project's own. Docker-on auth combinations test
+    against PostgreSQL, as their compose stack deploys them, Docker-off ones against SQLite,
+    the default: each auth code path meets both."""
+    env = dict(project.env)
+    if step == "tests" and project.answers["use_auth"] and project.answers["use_docker"]:
+        env["DATABASE_URL"] = TEST_POSTGRES_URL
+    return env
+
+
 def run_step(
+    combination: str,
     project: BakedProject,
     step: str,
     commands: Sequence[Sequence[str]],
     env: dict[str, str],
     scratch: Path,
-) -> list[str]:
+) -> StepResult:
     """The failures of one step's commands. The tests step also lists the project files its
     processes open: one that the step reuse does not hash is a failure of its own."""
     listing = scratch / f"{step}-opened-files.txt"
@@ -122,19 +163,41 @@ def run_step(
             project.uv_run(*command, env=env)
         except StepFailed as error:
             failures.append(f"[{step}] {error}")
-    failures += [
-        f"[{step}] read {path}, which step_reuse.UNREAD says no step reads: hash it"
-        for path in opened_unread(listing, project.path)
+    unread = opened_unread(listing, project.path)
+    failures += [f"[{step}] {problem}" for problem in unread_problems({"unread": unread})]
+    return StepResult(combination, failures)
+
+
+def probe_commands(combination: str, check: CommandCheck, scratch: Path) -> StepResult:
+    """The commands' probe report, and the project files no step should read that its
+    processes opened."""
+    listing = scratch / "commands-opened-files.txt"
+    report = check.probe(recording_opened_files(check.env, check.project.path, listing))
+    report["unread"] = opened_unread(listing, check.project.path)
+    return StepResult(combination, [], report)
+
+
+def unread_problems(report: dict[str, Any]) -> list[str]:
+    return [
+        f"read {path}, which step_reuse.UNREAD says no step reads: hash it"
+        for path in report.get("unread", [])
     ]
-    return failures
 
 
-def bandit_findings(project: BakedProject) -> list[str]:
+def bandit_command() -> tuple[str, ...]:
     """bandit over the project's source, run from the template's environment so the rendered
-    project need not depend on it. A false positive gets a `# nosec BXXX` with its reason in
-    the template, never a skip here."""
-    bandit = Path(sys.executable).with_name("bandit")
-    result = project.run(str(bandit), "-r", "src", "-q", "-f", "txt", timeout=120)
-    if result.returncode == 0:
-        return []
-    return [(result.stdout + result.stderr).strip()]
+    project need not depend on it."""
+    return (str(Path(sys.executable).with_name("bandit")), "-r", "src", "-q", "-f", "txt")
+
+
+def bandit_findings(
+    combination: str, project: BakedProject, command: Sequence[str], scratch: Path
+) -> StepResult:
+    """What bandit reports. A false positive gets a `# nosec BXXX` with its reason in the
+    template, never a skip here."""
+    listing = scratch / "security-opened-files.txt"
+    env = recording_opened_files(project.env, project.path, listing)
+    result = project.run(*command, timeout=120, env=env)
+    failures = [] if result.returncode == 0 else [(result.stdout + result.stderr).strip()]
+    unread = opened_unread(listing, project.path)
+    return StepResult(combination, failures + unread_problems({"unread": unread}))

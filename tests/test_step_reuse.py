@@ -3,6 +3,7 @@ to what the step reads gives another key, and so a run of its own."""
 
 from __future__ import annotations
 
+import shutil
 import subprocess
 import sys
 from collections.abc import Callable
@@ -10,7 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from baking import BakedProject
+from baking import BakedProject, OnlineLocks, Template
+from commands import CommandCheck
 from step_reuse import (
     StepResult,
     StepResults,
@@ -104,21 +106,51 @@ def test_files_no_step_reads_and_scratch_locations_are_not_inputs(project: Path)
     assert after == before
 
 
-def test_docker_and_kubernetes_twins_share_their_steps(
-    bake: Callable[..., BakedProject], tmp_path: Path
-) -> None:
+STEPS = ("lint", "types", "tests")
+
+
+def test_kubernetes_twins_share_their_steps(bake: Callable[..., BakedProject]) -> None:
     keys = {}
     for name, answers in {
         "docker": {"use_docker": True, "use_kubernetes": False},
         "kubernetes": {"use_docker": True, "use_kubernetes": True},
-        "no docker": {"use_docker": False, "use_kubernetes": False},
     }.items():
         project = bake(use_redis_cache=True, **answers).path
         (project / "uv.lock").write_text("the same lock\n")
-        keys[name] = {step: key_of(project, step=step) for step in ("lint", "types", "tests")}
+        keys[name] = {step: key_of(project, step=step) for step in STEPS}
 
-    # The Dockerfile, compose file, chart and their README sections are read by no step.
-    assert keys["kubernetes"] == keys["docker"] == keys["no docker"]
+    assert keys["kubernetes"] == keys["docker"]
+
+
+def test_docker_twins_share_every_step(
+    bake: Callable[..., BakedProject], template: Template, tmp_path: Path
+) -> None:
+    """Without auth, a Docker-on project and its Docker-off twin share every step: the files
+    the steps read are the same (the Dockerfile, compose file and their README section are
+    read by none), and so are their locks, the hook's and the one the environment step
+    resolves."""
+    docker = bake(use_redis_cache=True, use_docker=True)
+    docker_copy = tmp_path / "docker" / docker.path.name
+    shutil.copytree(docker.path, docker_copy)
+    docker = BakedProject(docker_copy, docker.answers, docker.env)
+    plain = bake(use_redis_cache=True, use_docker=False)
+    plain.install()
+    assert (plain.path / "uv.lock").read_bytes() == (docker.path / "uv.lock").read_bytes()
+
+    docker_files, plain_files = project_inputs(docker.path), project_inputs(plain.path)
+    differing = {
+        path
+        for path in docker_files.keys() | plain_files.keys()
+        if docker_files.get(path) != plain_files.get(path)
+    }
+
+    def keys(project: BakedProject) -> dict[str, str]:
+        message = template.hook("post_gen_project").next_steps(project.answers)
+        steps = {step: key_of(project.path, step=step) for step in STEPS}
+        return {**steps, "commands": commands_key(project, message, tmp_path / "scratch")}
+
+    assert differing == set()
+    assert keys(plain) == keys(docker)
 
 
 def test_a_result_recorded_under_a_key_is_found_under_it_alone(tmp_path: Path) -> None:
@@ -146,3 +178,108 @@ def test_a_step_that_reads_an_unhashed_file_is_reported(tmp_path: Path) -> None:
     subprocess.run([sys.executable, "-c", code], cwd=project, env=env, check=True)
 
     assert opened_unread(listing, project) == ["README.md"]
+
+
+# --- the commands step: the plan of what runs, not the README's prose, is an input ---------
+
+
+def commands_key(project: BakedProject, message: str, scratch: Path) -> str:
+    check = CommandCheck(project, message, scratch)
+    plan, env = check.key_parts()
+    return step_key(project_inputs(project.path), "commands", [plan], PYTHON, env)
+
+
+@pytest.fixture
+def baked(bake: Callable[..., BakedProject]) -> BakedProject:
+    return bake(use_auth=True, use_background_jobs=True, use_docker=True)
+
+
+def test_changing_what_the_commands_run_or_read_forces_a_run(
+    baked: BakedProject, template: Template, tmp_path: Path
+) -> None:
+    message = template.hook("post_gen_project").next_steps(baked.answers)
+    before = commands_key(baked, message, tmp_path / "a")
+
+    # Another scratch directory (another combination's) is no input; prose in the README
+    # is none either, only the commands it gives.
+    readme = baked.path / "README.md"
+    readme.write_text(readme.read_text() + "\nMore words.\n")
+    assert commands_key(baked, message, tmp_path / "b") == before
+
+    readme.write_text(readme.read_text() + "\n```bash\nuv run alembic current\n```\n")
+    assert commands_key(baked, message, tmp_path / "a") != before
+
+    readme.write_text(readme.read_text().replace("uv run alembic current", ""))
+    alembic_ini = baked.path / "alembic.ini"
+    alembic_ini.write_text(alembic_ini.read_text() + "\n")
+    assert commands_key(baked, message, tmp_path / "a") != before
+
+
+def test_a_command_with_other_input_forces_a_run(
+    baked: BakedProject, template: Template, tmp_path: Path
+) -> None:
+    message = template.hook("post_gen_project").next_steps(baked.answers)
+    before = commands_key(baked, message, tmp_path)
+
+    changed = message.replace("--quota 100", "--quota 50")
+    assert changed != message
+    assert commands_key(baked, changed, tmp_path) != before
+
+
+# --- uv.lock: resolved offline only as the same pyproject.toml was online, to the byte -------
+
+
+def test_a_lock_is_replayed_only_for_the_same_pyproject_and_to_the_byte(
+    bake: Callable[..., BakedProject], online_locks: OnlineLocks
+) -> None:
+    answers = {"use_redis_cache": True, "use_docker": True, "python_version": "3.12"}
+    first = bake(**answers)
+    online = (first.path / "uv.lock").read_bytes()
+    key = first.lock_key()
+    if first.replayed_lock is None:  # this run had not locked it yet: now it has
+        assert online_locks.find(key) == (first.label, online)
+
+    again = bake(**answers)
+    assert again.replayed_lock == (online_locks.find(key)[0], key)
+    assert (again.path / "uv.lock").read_bytes() == online
+
+    # Another pyproject.toml is another key: no replay.
+    other = bake(**{**answers, "use_prometheus": not first.answers["use_prometheus"]})
+    assert other.lock_key() != key
+    assert other.replayed_lock is None or other.replayed_lock[1] == other.lock_key()
+
+    # An offline lock that differs from the online one is not kept: rendered again, online.
+    online_locks.record(key, "a tampered record", b"not the lock\n")
+    retried = bake(**answers)
+    assert retried.replayed_lock is None
+    assert (retried.path / "uv.lock").read_bytes() == online
+    online_locks.record(key, first.label, online)
+
+
+# --- mypy: one cache for every worker's projects ----------------------------------------------
+
+
+def test_the_shared_mypy_cache_checks_a_project_at_another_path_anew(
+    bake: Callable[..., BakedProject], tmp_path: Path
+) -> None:
+    """The matrix's types step shares mypy's cache between workers, whose projects sit at
+    different paths: what one project left must not pass another's error."""
+    project = bake(use_prometheus=False, use_docker=False)
+    project.install()
+    env = {**project.env, "MYPY_CACHE_DIR": str(tmp_path / "mypy-cache")}
+    mypy = (".venv/bin/python", "-m", "mypy", "src", "tests")
+    assert project.run(*mypy, env=env).returncode == 0
+
+    # The same project at another path, as another worker's (its environment moves along).
+    moved = tmp_path / "elsewhere"
+    project.path.rename(moved)
+    elsewhere = BakedProject(moved, project.answers, project.env)
+    assert elsewhere.run(*mypy, env=env).returncode == 0
+    config = moved / "src" / project.package / "config.py"
+    config.write_text(config.read_text() + "\nBROKEN: int = 'not an int'\n")
+
+    result = elsewhere.run(*mypy, env=env)
+
+    assert result.returncode == 1
+    assert "config.py" in result.stdout
+    assert 'Incompatible types in assignment (expression has type "str"' in result.stdout

@@ -125,6 +125,20 @@ def test_the_timing_table_lists_every_combination_slowest_first() -> None:
     assert "full matrix, 2 runs: 2 combinations, 1 not passed; 12.3 s of work" in table
 
 
+def test_the_timing_table_names_the_twins_results_came_from() -> None:
+    reused = row("docker", "passed", bake=0.1, tests=0.0, total=1.0)
+    reused["reused"] = {"tests": "docker+kubernetes #0123456789ab", "lock": "none #ba9876543210"}
+    report = {"matrix": "full", "wall_seconds": 5.0, "combinations": [reused]}
+
+    table = markdown(merge([report]))
+
+    assert "| combination | bake | tests | total | outcome | reused from (step #hash) |" in table
+    assert (
+        "| `docker` | 0.1 | 0.0 | 1.0 | passed | "
+        "docker+kubernetes: tests #01234567; none: lock #ba987654 |"
+    ) in table
+
+
 def test_the_timing_summary_runs_as_a_script(tmp_path: Path) -> None:
     report = tmp_path / "timings.json"
     report.write_text(json.dumps({"matrix": "quick", "wall_seconds": 1.0, "combinations": []}))

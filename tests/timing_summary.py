@@ -6,8 +6,11 @@ table, for a CI job summary:
 Slowest combination first. Columns are the steps the reports carry, in their order, so a step
 added to the matrix test shows up here without a change. A fuzz report (`fuzz-cases.json`,
 written next to the timings) among the files adds a second table: the cases schemathesis
-generated per combination, and their total. Standard library only: CI runs it with the
-runner's own python3, so the table appears even when the test environment failed.
+generated per combination, and their total. A combination that reused a twin's step
+results (or replayed a lock) names the twin and the hashes in a last column, as the timing
+table at the end of a pytest run does. Standard library only (with step_reuse.py, which is
+too): CI runs it with the runner's own python3, so the table appears even when the test
+environment failed.
 """
 
 from __future__ import annotations
@@ -17,6 +20,8 @@ import sys
 from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
+
+from step_reuse import describe_reuses
 
 TITLE = "Template matrix timings (seconds)"
 FUZZ_TITLE = "Fuzz cases per combination"
@@ -36,7 +41,7 @@ def merge(reports: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
 
 def step_columns(rows: Sequence[Mapping[str, Any]]) -> list[str]:
     columns = dict.fromkeys(key for row in rows for key in row)
-    return [key for key in columns if key not in {"combination", "outcome"}]
+    return [key for key in columns if key not in {"combination", "outcome", "reused"}]
 
 
 def _seconds(value: Any) -> str:
@@ -52,19 +57,26 @@ def markdown(report: Mapping[str, Any]) -> str:
     work = sum(row.get("total") or 0 for row in rows)
     walls = ", ".join(_seconds(w) for w in report["wall_seconds"])
     runs = report["runs"]
+    # Which twin a step's result came from, and the hashes (step_reuse.py), when any did.
+    reuse = any(row.get("reused") for row in rows)
     lines = [
         f"### {TITLE}",
         "",
         f"{report['matrix']} matrix, {runs} run{'s' * (runs != 1)}: {len(rows)} combinations, "
         f"{failed} not passed; {work:.1f} s of work, wall {walls} s",
         "",
-        "| combination | " + " | ".join(columns) + " | outcome |",
-        "| --- | " + " | ".join("---:" for _ in columns) + " | --- |",
+        "| combination | "
+        + " | ".join(columns)
+        + " | outcome |"
+        + (" reused from (step #hash) |" if reuse else ""),
+        "| --- | " + " | ".join("---:" for _ in columns) + " | --- |" + (" --- |" if reuse else ""),
     ]
     for row in rows:
         cells = [f"`{row.get('combination')}`", *(_seconds(row.get(c)) for c in columns)]
         outcome = str(row.get("outcome"))
         cells.append(outcome if outcome == "passed" else f"**{outcome}**")
+        if reuse:
+            cells.append(describe_reuses(row.get("reused") or {}))
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 

@@ -1,10 +1,10 @@
 """Lists the project files this process opens, for the matrix's step reuse (step_reuse.py).
 
-Python imports this module at start-up from PYTHONPATH, so the tests step puts its directory
-there for its pytest and every Python process the tests start. Each path under
-TEMPLATE_OPENED_FILES_ROOT that the process opens is appended, once, to the file that
-TEMPLATE_OPENED_FILES names; os.write raises no audit event of its own, so the hook cannot
-call itself.
+Python imports this module at start-up from PYTHONPATH, so the tests, commands and security
+steps put its directory there for every Python process they start (and those start).
+Each path under TEMPLATE_OPENED_FILES_ROOT that the process opens is appended, once, to the
+file that TEMPLATE_OPENED_FILES names; os.write raises no audit event of its own, so the
+hook cannot call itself. A child forked from such a process keeps the hook.
 """
 
 import os
