@@ -10,7 +10,7 @@ import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager, suppress
 from datetime import UTC, datetime
-from typing import Any, Literal, Self, TypeVar
+from typing import TYPE_CHECKING, Any, Literal, Self, TypeVar
 from uuid import UUID, uuid4
 
 from pydantic import BaseModel, Json
@@ -18,11 +18,8 @@ from redis.asyncio import Redis
 from redis.asyncio.retry import Retry
 from redis.backoff import EqualJitterBackoff
 from redis.exceptions import RedisError
-from taskiq.exceptions import SendTaskError
-from taskiq.kicker import AsyncKicker
 
 from {{ cookiecutter.package_name }}.config import Settings
-from {{ cookiecutter.package_name }}.jobs.broker import RUN_JOB, JobBroker, create_broker
 from {{ cookiecutter.package_name }}.jobs.schemas import JobError, JobState, JobStatus
 from {{ cookiecutter.package_name }}.logs import request_id_var
 from {{ cookiecutter.package_name }}.prsm.answerer import Answerer, PRSMQuery
@@ -32,6 +29,11 @@ from {{ cookiecutter.package_name }}.prsm.errors import (
     PRSMRateLimitError,
 )
 from {{ cookiecutter.package_name }}.prsm.schemas import QueryResponse
+
+if TYPE_CHECKING:
+    from taskiq.kicker import AsyncKicker
+
+    from {{ cookiecutter.package_name }}.jobs.broker import JobBroker
 
 logger = logging.getLogger(__name__)
 
@@ -134,9 +136,11 @@ class JobRecord(BaseModel):
 
 
 class JobQueue:
-    def __init__(self, redis: Redis, broker: JobBroker, settings: Settings) -> None:
+    def __init__(self, redis: Redis, settings: Settings) -> None:
         self._redis = redis
-        self._kicker: AsyncKicker[[str], None] = AsyncKicker(RUN_JOB, broker, labels={})
+        self._settings = settings
+        self._broker: JobBroker | None = None
+        self._kicker: AsyncKicker[[str], None] | None = None
         self._prefix = f"{settings.redis_key_prefix}jobs:"
         self._ttl_seconds = settings.job_ttl_seconds
         self._max_attempts = settings.job_max_attempts
@@ -151,14 +155,32 @@ class JobQueue:
     @asynccontextmanager
     async def open(cls, settings: Settings, redis: Redis) -> AsyncIterator[Self]:
         """Connects lazily: the service starts, and answers 503 for jobs, while Redis is down."""
-        broker = create_broker(settings)
+        queue = cls(redis, settings)
         try:
-            yield cls(redis, broker, settings)
+            yield queue
         finally:
-            await broker.shutdown()
+            if queue._broker is not None:
+                await queue._broker.shutdown()
 
     def record_key(self, job_id: UUID) -> str:
         return f"{self._prefix}job:{job_id}"
+
+    async def _send(self, job_id: UUID) -> None:
+        """Puts the job's id on the stream. taskiq, and aiohttp with it, is imported with the
+        first job rather than at start-up: a tenth of a second or more of every web process's
+        start, and a worker has a broker of its own."""
+        from taskiq.exceptions import SendTaskError
+        from taskiq.kicker import AsyncKicker
+
+        from {{ cookiecutter.package_name }}.jobs.broker import RUN_JOB, create_broker
+
+        if self._kicker is None:
+            self._broker = create_broker(self._settings)
+            self._kicker = AsyncKicker(RUN_JOB, self._broker, labels={})
+        try:
+            await self._kicker.kiq(str(job_id))
+        except (SendTaskError, RedisError, OSError) as exc:
+            raise JobsUnavailableError from exc
 
     async def submit(
         self, query: PRSMQuery, *, owner: str, idempotency_key: str | None = None
@@ -194,12 +216,12 @@ class JobQueue:
                 raise IdempotencyKeyReusedError
             return existing
         try:
-            await self._kicker.kiq(str(job.job_id))
-        except (SendTaskError, RedisError, OSError) as exc:
+            await self._send(job.job_id)
+        except JobsUnavailableError:
             # Not queued, so not kept: a retry with the same key must be able to queue it.
             with suppress(RedisError, OSError):
                 await self._redis.delete(*keys)
-            raise JobsUnavailableError from exc
+            raise
         self.on_event("enqueued")
         return job
 
