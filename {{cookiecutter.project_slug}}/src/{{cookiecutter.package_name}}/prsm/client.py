@@ -57,7 +57,7 @@ class PRSMClient:
             limits=httpx.Limits(
                 max_connections=settings.prsm_max_connections,
                 max_keepalive_connections=settings.prsm_max_connections,
-            )
+            ),
         )
         headers = {"Accept": "application/json"}
         api_key = settings.prsm_api_key.get_secret_value()
