@@ -33,6 +33,7 @@ DEPENDENCY_IMPORT_NAMES = frozenset(
         "asyncpg",
         "cachetools",
         "email_validator",
+        "execnet",
         "fastapi",
         "fastapi_offline",
         "h11",
@@ -59,6 +60,7 @@ DEPENDENCY_IMPORT_NAMES = frozenset(
         "taskiq_redis",
         "typing_extensions",
         "uvicorn",
+        "xdist",
     }
 )
 
@@ -68,6 +70,7 @@ RESERVED_NAMES = frozenset({"conftest", "src", "test", "tests"})
 # Distribution names: a project called like one of its own dependencies cannot be installed.
 DEPENDENCY_DISTRIBUTIONS = frozenset(name.replace("_", "-") for name in DEPENDENCY_IMPORT_NAMES) | {
     "pyjwt",
+    "pytest-xdist",
     "taskiq-redis",
     "uv",
 }

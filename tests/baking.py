@@ -51,6 +51,11 @@ FEATURE_COMPOSE_MARKERS: dict[str, tuple[str, ...]] = {
     "use_background_jobs": ("redis", "taskiq", "worker"),
 }
 
+# A rendered project's own test suite, as the template's tests run it. The project spreads its
+# tests over every core (pytest-xdist, `-n auto` in its pyproject.toml); here two projects'
+# suites already run side by side, one per template test worker, so each stays in one process.
+PROJECT_TESTS: tuple[str, ...] = ("pytest", "-n", "0")
+
 UNRENDERED_JINJA = re.compile(r"\{\{-?\s*cookiecutter\b|\{%|%\}|(?<!\$)\{#")
 
 

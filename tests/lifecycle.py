@@ -17,7 +17,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from baking import BakedProject, StepFailed
+from baking import PROJECT_TESTS, BakedProject, StepFailed
 
 # Commits made by the tests: a fixed author, no signing, whatever the user's git config says.
 GIT_OPTIONS = (
@@ -53,7 +53,7 @@ _NOT_TEMPLATE = shutil.ignore_patterns(
 PROJECT_CHECKS: dict[str, tuple[tuple[str, ...], ...]] = {
     "lint": (("ruff", "check", "."), ("ruff", "format", "--check", ".")),
     "types": (("mypy", "src", "tests"),),
-    "tests": (("pytest",),),
+    "tests": (PROJECT_TESTS,),
 }
 
 

@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 
 from baking import (
+    PROJECT_TESTS,
     BakedProject,
     Combination,
     StepFailed,
@@ -41,7 +42,7 @@ from step_reuse import (
 STEPS: dict[str, list[tuple[str, ...]]] = {
     "lint": [("ruff", "check", "."), ("ruff", "format", "--check", ".")],
     "types": [("mypy", "src", "tests")],
-    "tests": [("pytest",)],
+    "tests": [PROJECT_TESTS],
 }
 
 TEST_POSTGRES_URL = os.environ.get(

@@ -28,20 +28,15 @@ from tests.helpers import app_client
 {% endif %}
 
 
-@pytest.fixture
-{% if cookiecutter.use_redis_cache or cookiecutter.use_background_jobs %}
-def settings(redis_key_prefix: str) -> Settings:
-{% else %}
-def settings() -> Settings:
-{% endif %}
+@pytest.fixture(scope="session")
+def session_settings() -> Settings:
+    """The settings of the tests, read once: reading them from the environment takes some
+    milliseconds, and nearly every test needs them. Tests get a copy (`settings`)."""
     # The tests own their configuration: a developer's .env must not change what they check.
     return Settings(
         _env_file=None,
         environment="test",
         prsm_api_url="",
-{% if cookiecutter.use_redis_cache or cookiecutter.use_background_jobs %}
-        redis_key_prefix=redis_key_prefix,
-{% endif %}
 {% if cookiecutter.use_auth %}
         database_url=TEST_DATABASE.url,
         secret_key=TEST_SECRET_KEY,
@@ -51,6 +46,18 @@ def settings() -> Settings:
         argon2_parallelism=1,
 {% endif %}
     )
+
+
+@pytest.fixture
+{% if cookiecutter.use_redis_cache or cookiecutter.use_background_jobs %}
+def settings(session_settings: Settings, redis_key_prefix: str) -> Settings:
+    """A copy of the tests' settings of this test's own, which it may change."""
+    return session_settings.model_copy(update={"redis_key_prefix": redis_key_prefix})
+{% else %}
+def settings(session_settings: Settings) -> Settings:
+    """A copy of the tests' settings of this test's own, which it may change."""
+    return session_settings.model_copy()
+{% endif %}
 {% if cookiecutter.use_redis_cache or cookiecutter.use_background_jobs %}
 
 

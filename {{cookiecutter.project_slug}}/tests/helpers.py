@@ -1,12 +1,16 @@
 import asyncio
 import json
 import socket
+import subprocess
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 from types import FrameType
 from typing import Any
 
 import httpx
+import pytest
 import uvicorn
 from fastapi import FastAPI
 from pydantic import SecretStr
@@ -57,6 +61,27 @@ def free_port() -> int:
         sock.bind(("127.0.0.1", 0))
         port: int = sock.getsockname()[1]
         return port
+
+
+def wait_until_serving(
+    url: str, server: "subprocess.Popen[bytes]", log: Path, *, seconds: float = 30
+) -> None:
+    """Polls `url` until it answers 200. Fails with the end of the server's output if the
+    server exits first or does not answer within `seconds`. One client for the whole wait:
+    each new one would load the TLS roots again, CPU the starting server needs. It is closed
+    before this returns, so the server holds no connection of the wait's."""
+    deadline = time.monotonic() + seconds
+    with httpx.Client(timeout=1) as http:
+        while server.poll() is None and time.monotonic() < deadline:
+            try:
+                if http.get(url).status_code == 200:
+                    return
+            except httpx.TransportError:
+                pass
+            time.sleep(0.02)
+    state = "exited" if server.poll() is not None else f"did not answer within {seconds} s"
+    output = log.read_text(errors="replace")[-3000:]
+    pytest.fail(f"the server at {url} {state}:\n{output}")
 
 
 @asynccontextmanager

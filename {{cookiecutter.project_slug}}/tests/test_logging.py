@@ -9,13 +9,12 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import httpx
 import pytest
 
-from tests.helpers import free_port
+from tests.helpers import free_port, wait_until_serving
 
 PROJECT = Path(__file__).resolve().parent.parent
 FIELDS = {"time", "level", "logger", "message", "request_id"}
@@ -89,9 +88,9 @@ def server_output(request: pytest.FixtureRequest, tmp_path: Path) -> tuple[str, 
             stderr=subprocess.STDOUT,
         )
     try:
-        base = f"http://127.0.0.1:{port}"
-        wait_until_serving(server, f"{base}/health", log)
-        httpx.get(f"{base}/health", headers={"X-Request-ID": "log-test"}).raise_for_status()
+        url = f"http://127.0.0.1:{port}/health"
+        wait_until_serving(url, server, log, seconds=60)
+        httpx.get(url, headers={"X-Request-ID": "log-test"}).raise_for_status()
         with socket.create_connection(("127.0.0.1", port), timeout=5) as raw:
             raw.sendall(b"NOT HTTP\r\n\r\n")
             raw.recv(1024)
@@ -102,20 +101,6 @@ def server_output(request: pytest.FixtureRequest, tmp_path: Path) -> tuple[str, 
             server.kill()
             server.wait()
     return request.param, log.read_text(encoding="utf-8")
-
-
-def wait_until_serving(server: subprocess.Popen[bytes], url: str, log: Path) -> None:
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        if server.poll() is not None:
-            pytest.fail(f"the server exited:\n{log.read_text()}")
-        try:
-            httpx.get(url, timeout=2).raise_for_status()
-        except httpx.HTTPError:
-            time.sleep(0.02)
-        else:
-            return
-    pytest.fail(f"the server did not answer:\n{log.read_text()}")
 
 
 def test_every_line_the_server_writes_is_one_json_entry(server_output: tuple[str, str]) -> None:

@@ -12,11 +12,10 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-import httpx
 import pytest
 
 from {{ cookiecutter.package_name }}.config import Settings
-from tests.helpers import free_port, settings_env
+from tests.helpers import free_port, settings_env, wait_until_serving
 
 STARTUP_SECONDS = 30
 STOP_SECONDS = 30
@@ -87,23 +86,11 @@ def _serving(
         ) as server,
     ):
         try:
-            _wait_until_up(f"http://127.0.0.1:{port}/health", server, log)
+            url = f"http://127.0.0.1:{port}/health"
+            wait_until_serving(url, server, log, seconds=STARTUP_SECONDS)
             yield server, port, log
         finally:
             server.kill()
-
-
-def _wait_until_up(url: str, server: "subprocess.Popen[bytes]", log: Path) -> None:
-    deadline = time.monotonic() + STARTUP_SECONDS
-    while time.monotonic() < deadline and server.poll() is None:
-        try:
-            if httpx.get(url, timeout=1).status_code == 200:
-                return
-        except httpx.TransportError:
-            pass
-        time.sleep(0.02)
-    output = log.read_text(errors="replace")[-3000:]
-    pytest.fail(f"the server did not answer {url} within {STARTUP_SECONDS} s:\n{output}")
 
 
 def _wait_until(condition: Callable[[], bool], what: str) -> None:

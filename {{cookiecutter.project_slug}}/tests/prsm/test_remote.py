@@ -4,6 +4,7 @@ The node here is the embedded engine served by uvicorn on a local port, plus a s
 answers the way older nodes do.
 """
 
+import ssl
 from collections.abc import AsyncIterator
 
 import httpx
@@ -17,6 +18,7 @@ from starlette.types import Receive, Scope, Send
 
 from {{ cookiecutter.package_name }}.config import Settings
 from {{ cookiecutter.package_name }}.main import create_app
+from {{ cookiecutter.package_name }}.prsm.client import verified_tls
 from {{ cookiecutter.package_name }}.prsm.engine import EmbeddedEngine
 from tests.helpers import query_body, serve, sse_events
 
@@ -100,6 +102,16 @@ async def test_the_whole_path_over_real_sockets(
     assert response.status_code == 200
     assert response.json()["answer"] == "81"
     assert node.engine.queries_answered == 1
+
+
+def test_one_tls_context_per_process_verifying_as_httpx_does() -> None:
+    """Loading the TLS roots takes tens of milliseconds: every client of the process shares
+    one context, and it still checks certificates and host names."""
+    context = verified_tls()
+
+    assert verified_tls() is context
+    assert context.verify_mode == ssl.CERT_REQUIRED
+    assert context.check_hostname
 
 
 class TestWrongKey:

@@ -1,7 +1,9 @@
 """An async PRSM client speaking the node's wire protocol over HTTP."""
 
 import asyncio
+import functools
 import logging
+import ssl
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -29,6 +31,14 @@ HEALTH_PATH = "/health"
 logger = logging.getLogger(__name__)
 
 
+@functools.cache
+def verified_tls() -> ssl.SSLContext:
+    """The TLS context httpx makes by default (certifi's roots, or SSL_CERT_FILE/SSL_CERT_DIR),
+    made once per process: loading the roots takes tens of milliseconds, and a process may
+    open the client many times."""
+    return httpx.create_ssl_context()
+
+
 class PRSMClient:
     """A PRSM node over HTTP: what the service answers with when `PRSM_API_URL` is set."""
 
@@ -43,10 +53,11 @@ class PRSMClient:
     @asynccontextmanager
     async def open(cls, settings: PRSMSettings) -> AsyncIterator[Self]:
         transport = httpx.AsyncHTTPTransport(
+            verify=verified_tls(),
             limits=httpx.Limits(
                 max_connections=settings.prsm_max_connections,
                 max_keepalive_connections=settings.prsm_max_connections,
-            )
+            ),
         )
         headers = {"Accept": "application/json"}
         api_key = settings.prsm_api_key.get_secret_value()
