@@ -511,7 +511,7 @@ def main() -> int:
                         max(connections),
                         args.seconds,
                         # Pairs of runs: the ratio of two noisy figures needs more of them.
-                        max(args.repeats, 5),
+                        max(args.repeats, 7),
                     )
         finally:
             backing.cleanup()
