@@ -105,11 +105,20 @@ async def open_statement_pool(
     _, options = database.dialect.create_connect_args(database.url)
     for option in _DIALECT_OPTIONS:
         options.pop(option, None)
-    pool = await asyncpg.create_pool(min_size=0, max_size=size, **options)
+    pool = await asyncpg.create_pool(
+        min_size=0, max_size=size, reset=_keep_session_state, **options
+    )
     try:
         yield pool
     finally:
         await pool.close()
+
+
+async def _keep_session_state(connection: "asyncpg.Connection[Any]") -> None:
+    """The pool's reset of a connection it takes back: nothing to do. By default asyncpg resets
+    the session (advisory locks, cursors, LISTEN, settings) with a query of its own, a round
+    trip per statement that doubled the quota's; the quota's statements change none of that
+    state. A transaction left open is still rolled back."""
 
 
 def sessions_for(database: AsyncEngine) -> async_sessionmaker[AsyncSession]:

@@ -18,7 +18,7 @@ class MeteredCache:
 
     def __init__(self, cache: CachingAnswerer, registry: CollectorRegistry) -> None:
         self._cache = cache
-        self._queries = Counter(
+        queries = Counter(
             "cache_queries",
             "Queries through the cache, by result: hit (answered by the cache, or by joining an"
             " identical query in flight) or miss (answered by PRSM).",
@@ -30,13 +30,15 @@ class MeteredCache:
             "Cache reads and writes that failed or timed out: the query went uncached.",
             registry=registry,
         )
-        for result in (HIT, MISS):
-            self._queries.labels(result)
+        # Both children made now, so that /metrics shows them at 0, and found once: `labels()`
+        # takes a lock and builds a key.
+        self._hits = queries.labels(HIT)
+        self._misses = queries.labels(MISS)
         cache.on_failure = errors.inc
 
     async def query(self, query: PRSMQuery) -> QueryResult:
         result = await self._cache.query(query)
-        self._queries.labels(HIT if result.from_cache else MISS).inc()
+        (self._hits if result.from_cache else self._misses).inc()
         return result
 
     def stream(self, query: PRSMQuery) -> AsyncIterator[StreamEvent]:
