@@ -391,6 +391,8 @@ def _wait_published(container: Container) -> list[tuple[str, int]]:
 # --- the whole stack ------------------------------------------------------------------------
 
 PASSWORD = "correct horse battery staple"
+# How long a fresh stack may take to report every readiness check ok.
+READY_SECONDS = 10.0
 
 
 def test_the_compose_stack_serves_a_user_end_to_end(
@@ -579,10 +581,18 @@ def _serve_a_user(stack: Stack, package: str) -> list[str]:
     """What a user does with a fresh stack, through the published port."""
     problems = []
     base = stack.url()
-    ready = http("GET", f"{base}/health/ready")
-    checks = ready.json().get("checks", {}) if ready.status in (200, 503) else {}
-    if ready.status != 200 or set(checks.values()) != {"ok"}:
-        problems.append(f"[ready] GET /health/ready answered {ready.status}: {ready.text}")
+    # Every check ok within a few seconds: on a busy machine one probe may take longer than
+    # its timeout (the cache's is 100 ms) and report that part degraded for that moment.
+    deadline = time.monotonic() + READY_SECONDS
+    while True:
+        ready = http("GET", f"{base}/health/ready")
+        checks = ready.json().get("checks", {}) if ready.status in (200, 503) else {}
+        if ready.status == 200 and set(checks.values()) == {"ok"}:
+            break
+        if time.monotonic() > deadline:
+            problems.append(f"[ready] GET /health/ready answered {ready.status}: {ready.text}")
+            break
+        time.sleep(0.5)
 
     created = stack.exec("api", package, "create-user", "alice", "--quota", "100", input=PASSWORD)
     if created.returncode != 0 or "created alice" not in created.stdout:
