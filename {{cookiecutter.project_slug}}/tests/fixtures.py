@@ -5,7 +5,7 @@ app with its client and services, and the clean state each test starts from."""
 import os
 import uuid
 {% endif %}
-{% if cookiecutter.use_auth %}
+{% if cookiecutter.use_auth or cookiecutter.use_redis_cache or cookiecutter.use_background_jobs %}
 from collections.abc import AsyncIterator, Iterator
 {% else %}
 from collections.abc import AsyncIterator
@@ -15,6 +15,7 @@ import httpx
 import pytest
 from fastapi import FastAPI
 {% if cookiecutter.use_redis_cache or cookiecutter.use_background_jobs %}
+from redis import Redis as SyncRedis
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 {% endif %}
@@ -73,21 +74,28 @@ def redis_key_prefix() -> str:
     return f"test-{uuid.uuid4().hex}:"
 
 
-@pytest.fixture(autouse=True)
-async def _clean_redis_keys(redis_key_prefix: str) -> AsyncIterator[None]:
-    """Fails clearly without Redis, then deletes every key the test wrote under its prefix."""
-    client = Redis.from_url(TEST_REDIS_URL)
+@pytest.fixture(scope="session")
+def _test_redis() -> Iterator[SyncRedis]:
+    """Fails clearly without Redis; otherwise one connection for every test's clean-up. It
+    blocks, but tests are done with Redis by then, and it does not belong to a test's loop."""
+    client = SyncRedis.from_url(TEST_REDIS_URL)
     try:
         try:
-            await client.ping()
+            client.ping()
         except (RedisError, OSError) as exc:
             pytest.fail(f"the tests need Redis at {TEST_REDIS_URL} (set REDIS_URL): {exc!r}")
-        yield
-        keys = [key async for key in client.scan_iter(match=f"{redis_key_prefix}*")]
-        if keys:
-            await client.delete(*keys)
+        yield client
     finally:
-        await client.aclose()
+        client.close()
+
+
+@pytest.fixture(autouse=True)
+def _clean_redis_keys(_test_redis: SyncRedis, redis_key_prefix: str) -> Iterator[None]:
+    """Deletes every key the test wrote under its prefix."""
+    yield
+    keys = list(_test_redis.scan_iter(match=f"{redis_key_prefix}*", count=1000))
+    if keys:
+        _test_redis.delete(*keys)
 
 
 @pytest.fixture
