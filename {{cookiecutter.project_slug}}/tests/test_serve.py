@@ -11,7 +11,6 @@ import sys
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
@@ -40,26 +39,13 @@ def test_sigterm_ends_a_graceful_shutdown_with_status_0(tmp_path: Path, settings
     assert "Application shutdown complete" in logged
 
 
-@dataclass(frozen=True)
-class TwoWorkersRun:
-    answers: list[bytes]
-    # Worker process id -> the connections it held while they were all open.
-    held: dict[int, int]
-    status: int
-    log: str
-
-
-@pytest.fixture(scope="module")
-def two_workers(
-    tmp_path_factory: pytest.TempPathFactory, session_settings: Settings
-) -> TwoWorkersRun:
-    """One run of the start command as the image runs it (two workers from WEB_CONCURRENCY, the
-    log configuration from UVICORN_LOG_CONFIG), for the tests below: each start imports the app
-    in every worker. CONNECTIONS open at once, a request with an id of its own, one that is not
-    HTTP, then SIGTERM."""
-    directory = tmp_path_factory.mktemp("two-workers")
+def test_two_workers_as_the_image_starts_them(tmp_path: Path, settings: Settings) -> None:
+    """WEB_CONCURRENCY=2 and the log configuration from UVICORN_LOG_CONFIG: each worker takes
+    a share of the connections, every line written is one JSON log entry, and SIGTERM ends it
+    with status 0. One test for the three: each start imports the app in every worker, and
+    pytest-xdist would run separate tests in different processes, each starting its own."""
     image = {"UVICORN_LOG_CONFIG": str(PROJECT / "logging.yaml")}
-    with _serving(directory, session_settings, workers=2, **image) as (server, port, log):
+    with _serving(tmp_path, settings, workers=2, **image) as (server, port, log):
         held: dict[int, int] = {}
         if ON_LINUX:
             # The first worker up answers /health; the other may still be starting.
@@ -82,29 +68,14 @@ def two_workers(
         server.send_signal(signal.SIGTERM)
         status = server.wait(timeout=STOP_SECONDS)
 
-    return TwoWorkersRun(answers, held, status, log.read_text(errors="replace"))
-
-
-@pytest.mark.skipif(
-    not ON_LINUX, reason="SO_REUSEPORT spreads connections over sockets on Linux only"
-)
-def test_several_workers_each_take_a_share_of_the_connections(two_workers: TwoWorkersRun) -> None:
-    held = two_workers.held
-
-    answers = two_workers.answers
-    assert all(answer.startswith(b"HTTP/1.1 200 ") for answer in answers), two_workers.log
-    assert len(held) == 2, held
-    assert sum(held.values()) == CONNECTIONS
-    assert min(held.values()) > 0, held
-
-
-def test_several_workers_stop_with_status_0(two_workers: TwoWorkersRun) -> None:
-    assert two_workers.status == 0, two_workers.log
-
-
-def test_every_line_several_workers_write_is_one_json_entry(two_workers: TwoWorkersRun) -> None:
-    entries = json_log_entries(two_workers.log)
-
+    logged = log.read_text(errors="replace")
+    assert all(answer.startswith(b"HTTP/1.1 200 ") for answer in answers), logged
+    assert status == 0, logged
+    if ON_LINUX:
+        assert len(held) == 2, held
+        assert sum(held.values()) == CONNECTIONS
+        assert min(held.values()) > 0, held
+    entries = json_log_entries(logged)
     messages = [str(entry["message"]) for entry in entries]
     # The supervisor's lines and each worker's, startup and shutdown, and a warning of uvicorn's.
     for expected in [
