@@ -56,6 +56,25 @@ def settings_env(settings: Settings) -> dict[str, str]:
     return env
 
 
+# The fields of every line the service logs.
+LOG_FIELDS = {"time", "level", "logger", "message", "request_id"}
+
+
+def json_log_entries(output: str) -> list[dict[str, object]]:
+    """Each line of a server's output as a log entry; fails at the first line that is not a
+    JSON object with every field of the log format."""
+    entries = []
+    for line in output.splitlines():
+        try:
+            entry = json.loads(line)
+        except ValueError:
+            pytest.fail(f"not JSON: {line!r}\n\nall output:\n{output}")
+        if not isinstance(entry, dict) or not entry.keys() >= LOG_FIELDS:
+            pytest.fail(f"not a log entry with the fields {sorted(LOG_FIELDS)}: {line!r}")
+        entries.append(entry)
+    return entries
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))

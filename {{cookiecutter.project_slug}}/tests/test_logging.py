@@ -1,8 +1,7 @@
 """One log format: every line a real server writes, uvicorn's own included, is one JSON object
-with the same fields. The server is started as the image starts it (UVICORN_LOG_CONFIG, two
-workers from WEB_CONCURRENCY) and as the README's development command does (--reload)."""
+with the same fields. Here the server starts as the README's development command starts it
+(--reload); test_serve.py checks the same of the image's start command, with two workers."""
 
-import json
 import os
 import secrets
 import signal
@@ -14,10 +13,9 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.helpers import free_port, wait_until_serving
+from tests.helpers import free_port, json_log_entries, wait_until_serving
 
 PROJECT = Path(__file__).resolve().parent.parent
-FIELDS = {"time", "level", "logger", "message", "request_id"}
 UVICORN = [
     sys.executable,
     "-m",
@@ -25,18 +23,13 @@ UVICORN = [
     "--factory",
     "{{ cookiecutter.package_name }}.main:create_app",
 ]
-
-STARTS = {
-    "workers": ([], {"UVICORN_LOG_CONFIG": "logging.yaml", "WEB_CONCURRENCY": "2"}),
-    "reload": (["--reload", "--reload-dir", "src", "--log-config", "logging.yaml"], {}),
-}
-# What each way of starting must have said, besides the requests: the supervisor's lines and
-# the server's, startup and shutdown, and a warning of uvicorn's own.
-EXPECTED = {
-    "workers": ["Started parent process", "Stopping parent process"],
-    "reload": ["Will watch for changes", "Started reloader process", "Stopping reloader process"],
-}
-EXPECTED_ALWAYS = [
+RELOAD = ["--reload", "--reload-dir", "src", "--log-config", "logging.yaml"]
+# What the server must have said, besides the requests: the reloader's lines and the
+# server's, startup and shutdown, and a warning of uvicorn's own.
+EXPECTED = [
+    "Will watch for changes",
+    "Started reloader process",
+    "Stopping reloader process",
     "Started server process",
     "Application startup complete",
     "Invalid HTTP request received.",
@@ -58,32 +51,17 @@ def server_env(tmp_path: Path, port: int, **variables: str) -> dict[str, str]:
     }
 
 
-def json_entries(output: str) -> list[dict[str, object]]:
-    """Each line as a log entry; fails at the first line that is not one."""
-    entries = []
-    for line in output.splitlines():
-        try:
-            entry = json.loads(line)
-        except ValueError:
-            pytest.fail(f"not JSON: {line!r}\n\nall output:\n{output}")
-        assert isinstance(entry, dict), line
-        assert entry.keys() >= FIELDS, line
-        entries.append(entry)
-    return entries
-
-
-@pytest.fixture(params=STARTS, ids=list(STARTS))
-def server_output(request: pytest.FixtureRequest, tmp_path: Path) -> tuple[str, str]:
+@pytest.fixture
+def server_output(tmp_path: Path) -> str:
     """Starts the server, makes it log a request and an invalid one, stops it with SIGTERM;
-    returns how it was started and all it wrote, standard output and error together."""
-    flags, variables = STARTS[request.param]
+    returns all it wrote, standard output and error together."""
     port = free_port()
     log = tmp_path / "server.log"
     with log.open("wb") as output:
         server = subprocess.Popen(  # noqa: S603 -- this interpreter, fixed arguments
-            [*UVICORN, *flags],
+            [*UVICORN, *RELOAD],
             cwd=PROJECT,
-            env=server_env(tmp_path, port, **variables),
+            env=server_env(tmp_path, port),
             stdout=output,
             stderr=subprocess.STDOUT,
         )
@@ -100,16 +78,14 @@ def server_output(request: pytest.FixtureRequest, tmp_path: Path) -> tuple[str, 
         if server.poll() is None:
             server.kill()
             server.wait()
-    return request.param, log.read_text(encoding="utf-8")
+    return log.read_text(encoding="utf-8")
 
 
-def test_every_line_the_server_writes_is_one_json_entry(server_output: tuple[str, str]) -> None:
-    start, output = server_output
-
-    entries = json_entries(output)
+def test_every_line_the_server_writes_is_one_json_entry(server_output: str) -> None:
+    entries = json_log_entries(server_output)
 
     messages = [str(entry["message"]) for entry in entries]
-    for expected in [*EXPECTED[start], *EXPECTED_ALWAYS]:
+    for expected in EXPECTED:
         assert any(expected in message for message in messages), (expected, messages)
     # One access log: the app's request line, with the caller's request id; none of uvicorn's.
     requests = [entry for entry in entries if entry["message"] == "request"]
@@ -139,6 +115,6 @@ def test_invalid_settings_stop_the_server_with_one_json_line(tmp_path: Path) -> 
 
     assert done.returncode != 0
     assert done.stdout == ""
-    entries = json_entries(done.stderr)
+    entries = json_log_entries(done.stderr)
     assert [entry["level"] for entry in entries] == ["CRITICAL"], entries
     assert entries[0]["message"] == "invalid settings: DEBUG must be off in production"

@@ -1,6 +1,7 @@
 """`python -m {{ cookiecutter.package_name }}.serve`, the production start command, on a real local
 port: on SIGTERM it finishes its graceful shutdown and exits 0, where `uvicorn` itself would end
-killed by the signal once more; with several workers, each takes its share of the connections."""
+killed by the signal once more; with several workers, each takes its share of the connections;
+started as the image starts it, every line it writes is one JSON object (see test_logging.py)."""
 
 import os
 import signal
@@ -12,16 +13,20 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+import httpx
 import pytest
 
 from {{ cookiecutter.package_name }}.config import Settings
-from tests.helpers import free_port, settings_env, wait_until_serving
+from tests.helpers import free_port, json_log_entries, settings_env, wait_until_serving
 
+PROJECT = Path(__file__).resolve().parent.parent
 STARTUP_SECONDS = 30
 STOP_SECONDS = 30
 # Connections opened at once against two workers: all of them landing on one worker by chance
 # has a probability of 2 in 2**40.
 CONNECTIONS = 40
+# SO_REUSEPORT spreads connections over sockets on Linux only; /proc shows who holds them.
+ON_LINUX = sys.platform == "linux"
 
 
 def test_sigterm_ends_a_graceful_shutdown_with_status_0(tmp_path: Path, settings: Settings) -> None:
@@ -34,41 +39,66 @@ def test_sigterm_ends_a_graceful_shutdown_with_status_0(tmp_path: Path, settings
     assert "Application shutdown complete" in logged
 
 
-@pytest.mark.skipif(
-    sys.platform != "linux", reason="SO_REUSEPORT spreads connections over sockets on Linux only"
-)
-def test_several_workers_each_take_a_share_of_the_connections(
-    tmp_path: Path, settings: Settings
-) -> None:
-    with _serving(tmp_path, settings, workers=2) as (server, port, log):
-        # The first worker up answers /health; the other may still be starting.
-        _wait_until(lambda: len(_sockets_on(port)["listening"]) == 2, "both workers to listen")
+def test_two_workers_as_the_image_starts_them(tmp_path: Path, settings: Settings) -> None:
+    """WEB_CONCURRENCY=2 and the log configuration from UVICORN_LOG_CONFIG: each worker takes
+    a share of the connections, every line written is one JSON log entry, and SIGTERM ends it
+    with status 0. One test for the three: each start imports the app in every worker, and
+    pytest-xdist would run separate tests in different processes, each starting its own."""
+    image = {"UVICORN_LOG_CONFIG": str(PROJECT / "logging.yaml")}
+    with _serving(tmp_path, settings, workers=2, **image) as (server, port, log):
+        held: dict[int, int] = {}
+        if ON_LINUX:
+            # The first worker up answers /health; the other may still be starting.
+            _wait_until(lambda: len(_sockets_on(port)["listening"]) == 2, "both workers to listen")
         connections = [socket.create_connection(("127.0.0.1", port)) for _ in range(CONNECTIONS)]
         try:
             for connection in connections:
                 connection.sendall(b"GET /health HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n")
             answers = [connection.recv(4096) for connection in connections]
-            held = _connections_held_by_workers(server.pid, port)
+            if ON_LINUX:
+                held = _connections_held_by_workers(server.pid, port)
         finally:
             for connection in connections:
                 connection.close()
+        url = f"http://127.0.0.1:{port}/health"
+        httpx.get(url, headers={"X-Request-ID": "log-test"}).raise_for_status()
+        with socket.create_connection(("127.0.0.1", port), timeout=5) as raw:
+            raw.sendall(b"NOT HTTP\r\n\r\n")
+            raw.recv(1024)
         server.send_signal(signal.SIGTERM)
         status = server.wait(timeout=STOP_SECONDS)
 
     logged = log.read_text(errors="replace")
     assert all(answer.startswith(b"HTTP/1.1 200 ") for answer in answers), logged
-    assert len(held) == 2, held
-    assert sum(held.values()) == CONNECTIONS
-    assert min(held.values()) > 0, held
     assert status == 0, logged
+    if ON_LINUX:
+        assert len(held) == 2, held
+        assert sum(held.values()) == CONNECTIONS
+        assert min(held.values()) > 0, held
+    entries = json_log_entries(logged)
+    messages = [str(entry["message"]) for entry in entries]
+    # The supervisor's lines and each worker's, startup and shutdown, and a warning of uvicorn's.
+    for expected in [
+        "Started parent process",
+        "Stopping parent process",
+        "Started server process",
+        "Application startup complete",
+        "Invalid HTTP request received.",
+        "Application shutdown complete",
+    ]:
+        assert any(expected in message for message in messages), (expected, messages)
+    # One access log: the app's request line, with the caller's request id; none of uvicorn's.
+    requests = [entry for entry in entries if entry["message"] == "request"]
+    assert any(entry["request_id"] == "log-test" for entry in requests), requests
+    assert not [entry for entry in entries if entry["logger"] == "uvicorn.access"]
 
 
 @contextmanager
 def _serving(
-    directory: Path, settings: Settings, workers: int
+    directory: Path, settings: Settings, workers: int, **variables: str
 ) -> Iterator[tuple["subprocess.Popen[bytes]", int, Path]]:
     """The start command on a free port, started in an empty directory (no .env changes what
-    the test checks), up and answering."""
+    the test checks), up and answering; `variables` are more of its environment."""
     port = free_port()
     env = {
         **os.environ,
@@ -76,6 +106,7 @@ def _serving(
         "UVICORN_HOST": "127.0.0.1",
         "UVICORN_PORT": str(port),
         "WEB_CONCURRENCY": str(workers),
+        **variables,
     }
     log = directory / "server.log"
     command = [sys.executable, "-m", "{{ cookiecutter.package_name }}.serve"]

@@ -95,9 +95,13 @@ class ScratchDatabase:
             await connection.close()
 
     def _run_on_sqlite(self, statements: list[str]) -> None:
-        with closing(sqlite3.connect(self._files[0])) as connection, connection:
-            for statement in statements:
-                connection.execute(statement)
+        with closing(sqlite3.connect(self._files[0])) as connection:
+            # Not waiting for the disk to confirm the commit: about 9 ms per test less, and a
+            # scratch database lost in a crash is dropped anyway.
+            connection.execute("PRAGMA synchronous=OFF")
+            with connection:
+                for statement in statements:
+                    connection.execute(statement)
 
     @property
     def _name(self) -> str:
