@@ -75,6 +75,41 @@ def json_log_entries(output: str) -> list[dict[str, object]]:
     return entries
 
 
+# The request id a server's logged request must carry (`log_a_request_and_a_bad_one`).
+LOGGED_REQUEST_ID = "log-test"
+# What every server says, besides its requests, when `log_a_request_and_a_bad_one` runs before
+# its stop: its start and stop, and a warning of uvicorn's own.
+SERVER_LINES = [
+    "Started server process",
+    "Application startup complete",
+    "Invalid HTTP request received.",
+    "Application shutdown complete",
+]
+
+
+def log_a_request_and_a_bad_one(port: int) -> None:
+    """Has the server on `port` log a request with the caller's request id, and a warning about
+    a request that is not HTTP."""
+    url = f"http://127.0.0.1:{port}/health"
+    httpx.get(url, headers={"X-Request-ID": LOGGED_REQUEST_ID}).raise_for_status()
+    with socket.create_connection(("127.0.0.1", port), timeout=5) as raw:
+        raw.sendall(b"NOT HTTP\r\n\r\n")
+        raw.recv(1024)
+
+
+def check_server_log(output: str, expected: list[str]) -> None:
+    """Every line of `output` is a JSON log entry; the messages include each of `expected` and
+    `SERVER_LINES`; one access log: the app's request line, with the caller's request id, and
+    none of uvicorn's."""
+    entries = json_log_entries(output)
+    messages = [str(entry["message"]) for entry in entries]
+    for line in [*expected, *SERVER_LINES]:
+        assert any(line in message for message in messages), (line, messages)
+    requests = [entry for entry in entries if entry["message"] == "request"]
+    assert any(entry["request_id"] == LOGGED_REQUEST_ID for entry in requests), requests
+    assert not [entry for entry in entries if entry["logger"] == "uvicorn.access"]
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
