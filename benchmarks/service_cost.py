@@ -14,8 +14,10 @@ Each endpoint is driven by wrk (when installed, else a bounded asyncio client: `
 core 1 at `--connections` (64) for `--seconds` each after a one-second warm-up: `/health`,
 an `/ai/query` asked again and again (a cache hit when the cache is on), an `/ai/query` with
 a unique prompt every time (a miss), and on all-on `/auth/me`, every request with a bearer
-token. Each row is also given as a ratio to the bare endpoint at the same connection count
-in the same run, and as CPU time per request.
+token. Each point starts once every service is idle: one that wrk overloaded still answers
+what it had read when wrk stopped, on the core the next point's server uses. Each row is also
+given as a ratio to the bare endpoint at the same connection count in the same run, and as CPU
+time per request.
 
 Then, on all-on with PostgreSQL: process start to the first 200 from `/health/ready`
 (`--startup-runs` times), and the cache hit with one worker and with WEB_CONCURRENCY=2 (wrk
@@ -60,6 +62,7 @@ from services import (
     check_redis,
     http,
     running,
+    settle,
     start,
     start_bare,
     start_project,
@@ -174,12 +177,15 @@ def measure(
 ) -> list[dict[str, Any]]:
     """Every point `repeats` times, interleaved; each row is the run with the median req/s."""
     samples: dict[tuple[str, str, int], list[dict[str, Any]]] = {}
+    everyone = [service for service, _ in plan]
     for repeat in range(repeats):
         for c in connections:
             for service, endpoints in plan:
                 for scenario in endpoints:
                     if repeat == 0:
                         CURSOR.run(tool, service, scenario, c, 1)  # warm-up, not recorded
+                    # Each point starts on services that are done with the one before.
+                    settled = settle(everyone)
                     before = os.getloadavg()[0]
                     cpu = service.cpu_seconds()
                     result = CURSOR.run(tool, service, scenario, c, seconds)
@@ -189,6 +195,7 @@ def measure(
                             "project": service.project or "bare",
                             "database": service.database,
                             "load_average_before": round(before, 2),
+                            "settle_seconds": round(settled, 2),
                             **result.as_dict(),
                             "cpu_ms_per_request": round(1000 * cpu / max(result.requests, 1), 3),
                             "server_cpu_share": round(cpu / result.seconds, 2),

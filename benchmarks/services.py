@@ -24,7 +24,7 @@ import tomllib
 import urllib.error
 import urllib.request
 import uuid
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -145,6 +145,25 @@ def cpu_seconds(pid: int) -> float:
     """User plus system CPU time a process (all its threads) has used."""
     fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def settle(
+    services: Sequence[Service], window: float = 0.1, idle_seconds: float = 0.01, limit: float = 5
+) -> float:
+    """Wait until the services have finished what an earlier run left them, and say how long
+    that took. When wrk stops, a service it overloaded still answers the requests it had read
+    (a SQLite cache miss run leaves some 100 ms of them); on the core the services share, that
+    work would otherwise land in the next run's latencies. Idle: the services together use
+    at most `idle_seconds` of CPU in one `window` (the kernel counts in 10 ms ticks)."""
+    start = time.monotonic()
+    used = sum(service.cpu_seconds() for service in services)
+    while time.monotonic() - start < limit:
+        time.sleep(window)
+        now = sum(service.cpu_seconds() for service in services)
+        if now - used <= idle_seconds:
+            break
+        used = now
+    return time.monotonic() - start
 
 
 @dataclass
