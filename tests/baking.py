@@ -29,7 +29,7 @@ import yaml
 from cookiecutter.generate import generate_context
 from cookiecutter.prompt import prompt_for_config
 from cookiecutter.utils import create_env_with_context
-from jinja2 import FileSystemLoader
+from jinja2 import Environment, FileSystemLoader
 
 TEMPLATE_ROOT = Path(__file__).resolve().parent.parent
 PROJECT_DIR_NAME = "{{cookiecutter.project_slug}}"
@@ -101,10 +101,21 @@ class Template:
     def render_file(self, relative: str, answers: Mapping[str, Any]) -> str:
         """One file of the project as cookiecutter renders it for these answers: its Jinja
         environment and context, nothing written."""
+        return self.render_files([relative], answers)[relative]
+
+    def render_files(self, relatives: Sequence[str], answers: Mapping[str, Any]) -> dict[str, str]:
+        """`render_file` for several files of one project."""
         context = {"cookiecutter": self.answers(**answers)}
-        env = create_env_with_context(context)
+        return {r: self.jinja.get_template(r).render(**context) for r in relatives}
+
+    @functools.cached_property
+    def jinja(self) -> Environment:
+        """cookiecutter's Jinja environment for this template: its options and extensions
+        come from cookiecutter.json, the same whatever the answers, so it (and the templates
+        it has compiled) serves every render."""
+        env = create_env_with_context({"cookiecutter": self.answers()})
         env.loader = FileSystemLoader(str(self.root / PROJECT_DIR_NAME))
-        return env.get_template(relative).render(**context)
+        return env
 
     def hook(self, name: str) -> ModuleType:
         return load_module(self.root / "hooks" / f"{name}.py")

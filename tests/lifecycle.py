@@ -17,7 +17,9 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from baking import PROJECT_TESTS, BakedProject, StepFailed
+from baking import BakedProject, StepFailed, Timings
+from project_checks import checked_steps
+from step_reuse import WRITTEN, StepResults
 
 # Commits made by the tests: a fixed author, no signing, whatever the user's git config says.
 GIT_OPTIONS = (
@@ -48,13 +50,6 @@ _NOT_TEMPLATE = shutil.ignore_patterns(
     ".results",
     ".tools",
 )
-
-# The checks a rendered project promises to pass, as in the matrix test.
-PROJECT_CHECKS: dict[str, tuple[tuple[str, ...], ...]] = {
-    "lint": (("ruff", "check", "."), ("ruff", "format", "--check", ".")),
-    "types": (("mypy", "src", "tests"),),
-    "tests": (PROJECT_TESTS,),
-}
 
 
 def run(
@@ -214,17 +209,20 @@ def tree_differences(
     ]
 
 
-def check_failures(project: BakedProject) -> list[str]:
-    """Build the project's environment, then run its lint, types and tests; what failed."""
+def check_failures(
+    project: BakedProject, label: str, results: StepResults, scratch: Path
+) -> tuple[list[str], dict[str, str]]:
+    """The project's lint, types and tests, as the matrix runs them: what failed, and the
+    steps whose result came from a matrix combination with byte-identical inputs (step ->
+    "combination #hash"). They run on a copy of the project's files, its git metadata left
+    out (no check reads it, and the step's key could not hash it), in an environment built
+    there."""
+    checked = scratch / "checked" / project.path.name
+    shutil.copytree(project.path, checked, ignore=shutil.ignore_patterns(".git", *WRITTEN))
+    copy = BakedProject(checked, project.answers, project.env)
     try:
-        project.install()
+        copy.install()
     except StepFailed as error:
-        return [f"[env] {error}"]
-    failures = []
-    for step, commands in PROJECT_CHECKS.items():
-        for command in commands:
-            try:
-                project.uv_run(*command)
-            except StepFailed as error:
-                failures.append(f"[{step}] {error}")
-    return failures
+        return [f"[env] {error}"], {}
+    timings = Timings()
+    return checked_steps(copy, label, results, timings, scratch), timings.reuses

@@ -15,12 +15,13 @@ records is what they did (exit status, output, the app's routes); each combinati
 holds its own README's and message's commands against that. bandit (the security step)
 runs from the template's environment: its interpreter is the template's.
 
-Twins today: a combination with `use_kubernetes` and the same one without it, and without
-auth, a combination with `use_docker` and the same one without it. The chart and the image
-add files under `deploy/`, the Dockerfile and compose file, and lines to the README and the CI
-workflow, none of which lint, mypy, pytest, the commands or bandit read; the image tests, the
-Docker checks and the chart checks, which do read them, run for each. (With auth, Docker-on
-combinations test against PostgreSQL: another environment, so no twins.)
+Twins today: a combination with `use_kubernetes` and the same one without it, and a
+combination with `use_docker` and the same one without it. The chart and the image add files
+under `deploy/`, the Dockerfile and compose file, and lines to the README and the CI workflow,
+none of which lint, mypy, pytest, the commands or bandit read; the image tests, the Docker
+checks and the chart checks, which do read them, run for each. (The all-on Docker
+combinations test against PostgreSQL, another environment: their tests have no twin without
+Docker.)
 
 Results live for one pytest run only, in a directory the xdist workers share; a twin that
 starts while the other one is still running its step waits for it (a lock per key). The
@@ -44,9 +45,11 @@ from urllib.parse import urlsplit, urlunsplit
 
 # Paths of a rendered project that no step reuses read: ruff and mypy read Python files and
 # pyproject.toml, pytest and what it starts only what the tests open, the commands what
-# their programs open, bandit the files under src/.
+# their programs open, bandit the files under src/. (`.cruft.json`, cruft's record of the
+# template commit and answers, is in the lifecycle tests' projects.)
 UNREAD: tuple[str, ...] = (
     "README.md",
+    ".cruft.json",
     "Dockerfile",
     ".dockerignore",
     "compose.yaml",
@@ -55,7 +58,7 @@ UNREAD: tuple[str, ...] = (
 )
 
 # What the steps write into the project, and the environment: not inputs.
-_WRITTEN = {".venv", ".mypy_cache", ".pytest_cache", ".ruff_cache", "__pycache__"}
+WRITTEN = {".venv", ".mypy_cache", ".pytest_cache", ".ruff_cache", "__pycache__"}
 
 # Variables that name where this worker keeps its caches, or its own Redis database number
 # on the same server: they differ between workers, not in what a step checks.
@@ -74,7 +77,7 @@ def project_inputs(root: Path) -> dict[str, str]:
     """Relative path -> sha256 of every file of the project that a step may read."""
     hashed: dict[str, str] = {}
     for directory, subdirectories, files in os.walk(root):
-        subdirectories[:] = [d for d in subdirectories if d not in _WRITTEN]
+        subdirectories[:] = [d for d in subdirectories if d not in WRITTEN]
         for name in files:
             path = Path(directory, name)
             relative = PurePosixPath(path.relative_to(root).as_posix())

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -39,6 +40,7 @@ from lifecycle import (
     rendered_files,
     tree_differences,
 )
+from step_reuse import StepResults, describe_reuses
 
 VERSION_KEY = "_template_version"
 
@@ -103,10 +105,26 @@ def switch(project: GitRepo, feature: str, *, on: bool) -> None:
     must(cruft(*update, cwd=project.path, env=project.env))
 
 
-def assert_checks_pass(project: GitRepo) -> None:
-    failures = check_failures(baked(project))
-    if failures:
-        pytest.fail("\n\n".join(failures), pytrace=False)
+@pytest.fixture
+def assert_checks_pass(
+    project_env: dict[str, str],
+    step_results: StepResults,
+    tmp_path: Path,
+    request: pytest.FixtureRequest,
+) -> Callable[[GitRepo], None]:
+    """Checks a project as the matrix checks its combination: a step whose inputs are
+    byte-identical to a combination's takes that one's result (or gives it this one's). They
+    run in the rendered projects' environment, without this test's cookiecutter config."""
+
+    def check(project: GitRepo) -> None:
+        checked = BakedProject(project.path, answers_of(project.path), project_env)
+        failures, reuses = check_failures(checked, request.node.name, step_results, tmp_path)
+        if reuses:
+            request.node.user_properties.append(("reused", describe_reuses(reuses)))
+        if failures:
+            pytest.fail("\n\n".join(failures), pytrace=False)
+
+    return check
 
 
 # --- the template's version ------------------------------------------------------------------
@@ -133,7 +151,10 @@ def test_the_changelog_leads_with_the_template_version(template: Template) -> No
 
 @pytest.mark.lifecycle
 def test_cruft_update_brings_a_template_change_into_a_project(
-    template_repo: GitRepo, tool_env: dict[str, str], tmp_path: Path
+    template_repo: GitRepo,
+    tool_env: dict[str, str],
+    tmp_path: Path,
+    assert_checks_pass: Callable[[GitRepo], None],
 ) -> None:
     project = create_project(template_repo, tmp_path / "projects", tool_env)
     created = cruft_state(project.path)
@@ -182,6 +203,7 @@ def test_cruft_update_switches_a_feature_on_and_off(
     template_repo: GitRepo,
     tool_env: dict[str, str],
     tmp_path: Path,
+    assert_checks_pass: Callable[[GitRepo], None],
 ) -> None:
     project = create_project(template_repo, tmp_path / "projects", tool_env, **{feature: False})
     without = rendered_files(project)

@@ -5,18 +5,15 @@ combination; the default is quick."""
 
 from __future__ import annotations
 
-import os
 import shutil
 import sys
 from collections.abc import Callable, Sequence
 from functools import partial
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from baking import (
-    PROJECT_TESTS,
     BakedProject,
     Combination,
     StepFailed,
@@ -29,6 +26,7 @@ from baking import (
 from commands import CommandCheck
 from docker_checks import project_problems
 from kubernetes_checks import chart_problems
+from project_checks import checked_steps, reuse_or_run, unread_problems
 from step_reuse import (
     REPLAYED_LOCK,
     StepResult,
@@ -37,16 +35,6 @@ from step_reuse import (
     project_inputs,
     recording_opened_files,
     step_key,
-)
-
-STEPS: dict[str, list[tuple[str, ...]]] = {
-    "lint": [("ruff", "check", "."), ("ruff", "format", "--check", ".")],
-    "types": [("mypy", "src", "tests")],
-    "tests": [PROJECT_TESTS],
-}
-
-TEST_POSTGRES_URL = os.environ.get(
-    "TEST_POSTGRES_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/test"
 )
 
 
@@ -89,13 +77,7 @@ def test_combination(
     inputs = project_inputs(project.path)
     python = find_python(str(project.answers["python_version"]))
 
-    for step, commands in STEPS.items():
-        env = step_env(project, step)
-        key = step_key(inputs, step, commands, python, env)
-        run = partial(run_step, combination.id, project, step, commands, env, tmp_path)
-        with timings.step(step):
-            result, reused = reuse_or_run(step_results, timings, step, key, run)
-        failures += [f"{failure}{reused}" for failure in result.failures]
+    failures += checked_steps(project, combination.id, step_results, timings, tmp_path, inputs)
 
     with timings.step("commands"):
         # What the "Next" message and the README tell a user to run, in this environment.
@@ -121,54 +103,6 @@ def test_combination(
         pytest.fail("\n\n".join(failures), pytrace=False)
 
 
-def reuse_or_run(
-    results: StepResults, timings: Timings, step: str, key: str, run: Callable[[], StepResult]
-) -> tuple[StepResult, str]:
-    """The result a twin recorded under `key`, else `run()`'s, recorded for the twins; and
-    " (reused from TWIN)" to follow each failure of a reused one."""
-    with results.claim(key) as earlier:
-        if earlier is not None:
-            timings.reused(step, earlier.combination, key)
-            return earlier, f" (reused from {earlier.combination})"
-        result = run()
-        results.record(key, result)
-        return result, ""
-
-
-def step_env(project: BakedProject, step: str) -> dict[str, str]:
-    """The variables a step runs with: the project's own. Docker-on auth combinations test
-    against PostgreSQL, as their compose stack deploys them, Docker-off ones against SQLite,
-    the default: each auth code path meets both."""
-    env = dict(project.env)
-    if step == "tests" and project.answers["use_auth"] and project.answers["use_docker"]:
-        env["DATABASE_URL"] = TEST_POSTGRES_URL
-    return env
-
-
-def run_step(
-    combination: str,
-    project: BakedProject,
-    step: str,
-    commands: Sequence[Sequence[str]],
-    env: dict[str, str],
-    scratch: Path,
-) -> StepResult:
-    """The failures of one step's commands. The tests step also lists the project files its
-    processes open: one that the step reuse does not hash is a failure of its own."""
-    listing = scratch / f"{step}-opened-files.txt"
-    if step == "tests":
-        env = recording_opened_files(env, project.path, listing)
-    failures = []
-    for command in commands:
-        try:
-            project.uv_run(*command, env=env)
-        except StepFailed as error:
-            failures.append(f"[{step}] {error}")
-    unread = opened_unread(listing, project.path)
-    failures += [f"[{step}] {problem}" for problem in unread_problems({"unread": unread})]
-    return StepResult(combination, failures)
-
-
 def probe_commands(combination: str, check: CommandCheck, scratch: Path) -> StepResult:
     """The commands' probe report, and the project files no step should read that its
     processes opened."""
@@ -176,13 +110,6 @@ def probe_commands(combination: str, check: CommandCheck, scratch: Path) -> Step
     report = check.probe(recording_opened_files(check.env, check.project.path, listing))
     report["unread"] = opened_unread(listing, check.project.path)
     return StepResult(combination, [], report)
-
-
-def unread_problems(report: dict[str, Any]) -> list[str]:
-    return [
-        f"read {path}, which step_reuse.UNREAD says no step reads: hash it"
-        for path in report.get("unread", [])
-    ]
 
 
 def bandit_command() -> tuple[str, ...]:

@@ -3,16 +3,19 @@ to what the step reads gives another key, and so a run of its own."""
 
 from __future__ import annotations
 
+import re
 import shutil
 import subprocess
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from baking import BakedProject, OnlineLocks, Template
+from baking import PROJECT_DIR_NAME, BakedProject, OnlineLocks, Template, combinations
 from commands import CommandCheck
+from project_checks import step_env, uses_postgres_for_tests
 from step_reuse import (
     StepResult,
     StepResults,
@@ -125,15 +128,16 @@ def test_kubernetes_twins_share_their_steps(bake: Callable[..., BakedProject]) -
 def test_docker_twins_share_every_step(
     bake: Callable[..., BakedProject], template: Template, tmp_path: Path
 ) -> None:
-    """Without auth, a Docker-on project and its Docker-off twin share every step: the files
-    the steps read are the same (the Dockerfile, compose file and their README section are
-    read by none), and so are their locks, the hook's and the one the environment step
-    resolves."""
-    docker = bake(use_redis_cache=True, use_docker=True)
+    """A Docker-on project and its Docker-off twin share every step, auth's tests among them
+    (only the all-on Docker combinations run those on PostgreSQL): the files the steps read
+    are the same (the Dockerfile, compose file and their README section are read by none), and
+    so are their locks, the hook's and the one the environment step resolves, and the
+    variables each step runs with."""
+    docker = bake(use_auth=True, use_redis_cache=True, use_docker=True)
     docker_copy = tmp_path / "docker" / docker.path.name
     shutil.copytree(docker.path, docker_copy)
     docker = BakedProject(docker_copy, docker.answers, docker.env)
-    plain = bake(use_redis_cache=True, use_docker=False)
+    plain = bake(use_auth=True, use_redis_cache=True, use_docker=False)
     plain.install()
     assert (plain.path / "uv.lock").read_bytes() == (docker.path / "uv.lock").read_bytes()
 
@@ -146,7 +150,9 @@ def test_docker_twins_share_every_step(
 
     def keys(project: BakedProject) -> dict[str, str]:
         message = template.hook("post_gen_project").next_steps(project.answers)
-        steps = {step: key_of(project.path, step=step) for step in STEPS}
+        steps = {
+            step: key_of(project.path, step=step, env=step_env(project, step)) for step in STEPS
+        }
         return {**steps, "commands": commands_key(project, message, tmp_path / "scratch")}
 
     assert differing == set()
@@ -283,3 +289,48 @@ def test_the_shared_mypy_cache_checks_a_project_at_another_path_anew(
     assert result.returncode == 1
     assert "config.py" in result.stdout
     assert 'Incompatible types in assignment (expression has type "str"' in result.stdout
+
+
+# A line of Python that speaks to the user database, or sets up the one the tests use.
+DATABASE_LINE = re.compile(
+    r"database|sqlalchemy|asyncpg|aiosqlite|\bsessions?\b|sessions_for|statement", re.I
+)
+
+
+def test_every_database_line_meets_postgres(template: Template) -> None:
+    """Only the all-on Docker combinations run their tests against PostgreSQL. That covers
+    each auth code path on both databases only if no auth combination holds a line that
+    speaks to the database which theirs lack: every such line of every auth combination's
+    Python must be one of the PostgreSQL run's (the auth package itself renders the same in
+    all of them)."""
+    project = template.root / PROJECT_DIR_NAME
+    sources = sorted(
+        path.relative_to(project).as_posix()
+        for folder in ("src", "tests")
+        for path in (project / folder).rglob("*.py")
+    )
+    full = combinations(template, "full")
+    (on_postgres,) = [
+        c
+        for c in full
+        if uses_postgres_for_tests(c.answers)
+        and not c.answers["use_kubernetes"]
+        and c.python_version == template.default_python
+    ]
+
+    def database_lines(answers: Mapping[str, Any]) -> dict[str, set[str]]:
+        rendered = template.render_files(sources, answers)
+        return {
+            source: {line.strip() for line in text.splitlines() if DATABASE_LINE.search(line)}
+            for source, text in rendered.items()
+        }
+
+    covered = database_lines(on_postgres.answers)
+    missing = [
+        f"{combination.id}: {source}: {line}"
+        for combination in full
+        if combination.answers["use_auth"]
+        for source, lines in database_lines(combination.answers).items()
+        for line in sorted(lines - covered[source])
+    ]
+    assert not missing, "lines no PostgreSQL run executes:\n" + "\n".join(missing)
