@@ -1,9 +1,10 @@
 """Fuzz a rendered service through its own OpenAPI schema with schemathesis: by default
-(`--fuzz=ci`) everything off, everything on and each feature alone, and with `--fuzz=all`
-every on/off mix. Each is served by uvicorn on 127.0.0.1 with the embedded engine, Redis under
-a key prefix of its own and (auth on) a migrated SQLite database with one user whose token
-every request carries. No response may be a 5xx, and every documented response must match
-its schema. The cases generated per combination are recorded for the table at the end."""
+(`--fuzz=ci`) everything off, everything on and each feature of the service alone, and with
+`--fuzz=all` every on/off mix. Each is served by uvicorn on 127.0.0.1 with the embedded
+engine, Redis under a key prefix of its own and (auth on) a migrated SQLite database with one
+user whose token every request carries. No response may be a 5xx, and every documented
+response must match its schema. The cases generated per combination are recorded for the
+table at the end."""
 
 from __future__ import annotations
 
