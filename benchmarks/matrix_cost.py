@@ -1,6 +1,6 @@
 """Matrix cost: render, env, lint, types and tests time of every combination, and the wall time.
 
-    uv run --group bench python benchmarks/matrix_cost.py [--workers 2] [--only-matrix]
+    uv run --group bench python benchmarks/matrix_cost.py [--workers N] [--only-matrix]
     uv run --group bench python benchmarks/matrix_cost.py --from-json .results/matrix-timings.json
     uv run --group bench python benchmarks/matrix_cost.py --suites-only
 
@@ -8,10 +8,12 @@ Runs the template's tests the way CI does (`pytest tests --matrix=full -n WORKER
 worksteal`; `--only-matrix` runs tests/test_matrix.py alone). The harness times each step of
 each combination (bake = render, then whatever steps it runs) and writes them as JSON
 (`--timings-json`); this prints them as a table with the totals per step, the wall time
-against the 180 s target, and how much busy time 120 s would take off. `--from-json` reads
-the JSON of an earlier run instead. Combinations that took a step's result from a twin with
-byte-identical inputs (tests/step_reuse.py) name it and the hashes, and those whose uv.lock
-was resolved offline to the bytes another combination's got online name that one (`lock`).
+against the 180 s target, how much busy time 120 s would take off, and the CPU time of every
+process the run waited for, over the cores: the wall time no packing of that work gets below.
+`--from-json` reads the JSON of an earlier run instead. Combinations that took a step's
+result from a twin with byte-identical inputs (tests/step_reuse.py) name it and the hashes,
+and those whose uv.lock was resolved offline to the bytes another combination's got online
+name that one (`lock`).
 
 It then times the all-on and all-off projects' own suites as their users run them (`uv run
 pytest` in the rendered project, SQLite users, the median of three warm runs after one that
@@ -23,6 +25,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import resource
 import subprocess
 import sys
 import tempfile
@@ -77,7 +81,10 @@ def steps_of(rows: list[dict[str, Any]]) -> list[str]:
 
 def run_harness(
     workers: int, only_matrix: bool, output: Path, extra: list[str]
-) -> tuple[float, int, str]:
+) -> tuple[float, float, int, str]:
+    """Wall and CPU seconds of the template's tests, pytest's exit status and its last line.
+    The CPU is every process the run started and waited for (not what the Docker engine's own
+    processes spend on image builds and containers)."""
     command = [
         sys.executable,
         "-m",
@@ -94,13 +101,16 @@ def run_harness(
         *extra,
     ]
     print("running: " + " ".join(["pytest", *command[3:]]), flush=True)
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.perf_counter()
     completed = subprocess.run(
         command, cwd=TEMPLATE_ROOT, capture_output=True, text=True, check=False
     )
     wall = time.perf_counter() - started
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
     summary = (completed.stdout.strip().splitlines() or [""])[-1]
-    return round(wall, 1), completed.returncode, summary
+    return round(wall, 1), round(cpu, 1), completed.returncode, summary
 
 
 def full_matrix_size() -> int:
@@ -139,7 +149,9 @@ def suite_seconds(name: str, workdir: Path) -> dict[str, Any]:
     return {"seconds": median, "runs": times, "target": target, "met": median <= target}
 
 
-def analyse(harness: dict[str, Any], process_wall: float | None) -> dict[str, Any]:
+def analyse(
+    harness: dict[str, Any], process_wall: float | None, cpu: float | None
+) -> dict[str, Any]:
     rows = harness["combinations"]
     workers = int(harness.get("workers") or 1)
     wall = float(harness["wall_seconds"])
@@ -158,6 +170,11 @@ def analyse(harness: dict[str, Any], process_wall: float | None) -> dict[str, An
         "lock_replays": sum(1 for r in rows if REPLAYED_LOCK in (r.get("reused") or {})),
         "wall_seconds": wall,
         "process_wall_seconds": process_wall,
+        # What the run's processes spent on the machine's cores: no packing of the same work
+        # gets the wall time under cpu / cores.
+        "cpu_seconds": cpu,
+        "cores": os.cpu_count(),
+        "cpu_floor_wall_seconds": round(cpu / (os.cpu_count() or 1), 1) if cpu else None,
         "busy_seconds": busy,
         "ideal_wall_seconds": round(ideal, 1),
         # The other template tests in the run, and workers idling at the end.
@@ -178,7 +195,12 @@ def main() -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawTextHelpFormatter
     )
-    parser.add_argument("--workers", type=int, default=2, help="pytest-xdist workers")
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=(os.cpu_count() or 1) + 1,
+        help="pytest-xdist workers (default: one more than the cores, as .ci/run runs them)",
+    )
     parser.add_argument(
         "--only-matrix", action="store_true", help="run tests/test_matrix.py, not all of tests/"
     )
@@ -196,6 +218,7 @@ def main() -> int:
         return 0 if all(suite["met"] for suite in suites.values()) else 1
 
     process_wall: float | None = None
+    cpu: float | None = None
     outcome = None
     if args.from_json:
         source = relative(args.from_json)
@@ -204,7 +227,7 @@ def main() -> int:
         warn_if_busy()
         with tempfile.TemporaryDirectory(prefix="matrix-cost-") as tmp:
             timings = Path(tmp) / "matrix-timings.json"
-            process_wall, code, outcome = run_harness(
+            process_wall, cpu, code, outcome = run_harness(
                 args.workers, args.only_matrix, timings, args.pytest_args
             )
             print(f"pytest exited {code}: {outcome}")
@@ -212,7 +235,7 @@ def main() -> int:
                 sys.exit("the harness wrote no timings; is it a version with --timings-json?")
             harness = json.loads(timings.read_text())
         source = "this run of the harness"
-    summary = analyse(harness, process_wall)
+    summary = analyse(harness, process_wall, cpu)
 
     steps = steps_of(harness["combinations"])
     headers = ["combination", *steps, "total", "outcome", "reused from (step #hash)"]
@@ -244,6 +267,11 @@ def main() -> int:
             [
                 [f"wall time, {summary['workers']} workers (harness)", summary["wall_seconds"]],
                 ["wall time of the pytest process", process_wall],
+                ["CPU time of the run, all processes", cpu],
+                [
+                    f"CPU time / {summary['cores']} cores (no packing goes below)",
+                    summary["cpu_floor_wall_seconds"],
+                ],
                 ["busy time (sum over combinations)", summary["busy_seconds"]],
                 ["busy / workers (perfect packing)", summary["ideal_wall_seconds"]],
                 [
