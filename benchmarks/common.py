@@ -141,6 +141,16 @@ def pin_to(core: int) -> None:
         os.sched_setaffinity(0, {core})
 
 
+def pin_running(pid: int, core: int) -> None:
+    """Move a running process to one core (when pinning is on): each of its threads, since
+    affinity is per thread; the threads it starts later take its main thread's."""
+    if not (PIN and hasattr(os, "sched_setaffinity")):
+        return
+    for thread in Path(f"/proc/{pid}/task").iterdir():
+        with contextlib.suppress(ProcessLookupError):  # a thread that ended meanwhile
+            os.sched_setaffinity(int(thread.name), {core})
+
+
 def warn_if_busy(limit: float = 1.0) -> None:
     one_minute = os.getloadavg()[0]
     if one_minute > limit:

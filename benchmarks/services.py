@@ -19,12 +19,14 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import tomllib
 import urllib.error
 import urllib.request
 import uuid
 from collections.abc import Iterator, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -409,8 +411,9 @@ def user_cli(project: Project) -> tuple[str, str]:
 
 
 def prepare_auth(project: Project, env: Mapping[str, str], users: int = AUTH_USERS) -> None:
-    """Migrate the database with alembic, then add the users with the project's own CLI
-    (its entry point called once per user in one process, the password on stdin)."""
+    """Migrate the database with alembic, then add the users with the project's own CLI: its
+    entry point called once per user, the password on stdin, in one process per core, each
+    making its share of the users (hashing their passwords is nearly all of the time)."""
     migrate = subprocess.run(
         [str(project.path / ".venv" / "bin" / "alembic"), "upgrade", "head"],
         cwd=project.path,
@@ -423,29 +426,43 @@ def prepare_auth(project: Project, env: Mapping[str, str], users: int = AUTH_USE
         raise RuntimeError(f"alembic upgrade head failed:\n{migrate.stderr[-2000:]}")
     module, function = user_cli(project)
     names = [user_name(i) for i in range(users)]
-    code = (
-        f"import sys\nfrom {module} import {function} as main\n"
-        f"for name in {names!r}:\n"
-        f"    if main(['create-user', name, '--quota', {BENCH_QUOTA!r}]):\n"
-        "        sys.exit(1)\n"
-    )
-    created = subprocess.run(
-        [str(project.python), "-c", code],
-        cwd=project.path,
-        env=dict(env),
-        input=f"{BENCH_PASSWORD}\n" * users,
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    if created.returncode:
-        raise RuntimeError(f"creating users failed:\n{created.stderr[-2000:]}")
+    cores = os.cpu_count() or 1
+    shares = [names[core::cores] for core in range(cores)]
+    processes = []
+    with tempfile.TemporaryDirectory() as scratch:
+        passwords = Path(scratch, "passwords")
+        passwords.write_text(f"{BENCH_PASSWORD}\n" * users)
+        for share in filter(None, shares):
+            code = (
+                f"import sys\nfrom {module} import {function} as main\n"
+                f"for name in {share!r}:\n"
+                f"    if main(['create-user', name, '--quota', {BENCH_QUOTA!r}]):\n"
+                "        sys.exit(1)\n"
+            )
+            # A file opened for each process: each reads the passwords from its start.
+            with passwords.open() as stdin:
+                process = subprocess.Popen(
+                    [str(project.python), "-c", code],
+                    cwd=project.path,
+                    env=dict(env),
+                    stdin=stdin,
+                    stdout=subprocess.DEVNULL,
+                    stderr=subprocess.PIPE,
+                    text=True,
+                )
+            processes.append(process)
+        errors = [process.communicate()[1] for process in processes]
+    failed = [error for process, error in zip(processes, errors, strict=True) if process.returncode]
+    if failed:
+        raise RuntimeError(f"creating users failed:\n{failed[0][-2000:]}")
 
 
-def login(service: Service, users: int = AUTH_USERS) -> list[dict[str, str]]:
-    """A bearer header per benchmark user, from the service's own /auth/token."""
-    headers = []
-    for i in range(users):
+def login(service: Service, users: int = AUTH_USERS, parallel: int = 1) -> list[dict[str, str]]:
+    """A bearer header per benchmark user, from the service's own /auth/token; `parallel`
+    logins at a time (each verifies an argon2 hash: a service on more than one core does
+    several at once)."""
+
+    def header(i: int) -> dict[str, str]:
         form = urlencode({"username": user_name(i), "password": BENCH_PASSWORD}).encode()
         status, body = http(
             service.url + "/auth/token",
@@ -454,11 +471,10 @@ def login(service: Service, users: int = AUTH_USERS) -> list[dict[str, str]]:
         )
         if status != 200:
             raise RuntimeError(f"login of {user_name(i)} failed: {status} {body[:300]!r}")
-        headers.append({"Authorization": f"Bearer {json.loads(body)['access_token']}"})
-    return headers
+        return {"Authorization": f"Bearer {json.loads(body)['access_token']}"}
 
-
-# --- small clients ----------------------------------------------------------------------------
+    with ThreadPoolExecutor(parallel) as pool:
+        return list(pool.map(header, range(users)))
 
 
 def http(

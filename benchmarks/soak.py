@@ -69,6 +69,7 @@ from common import (
     PIN,
     RESULTS_DIR,
     machine,
+    pin_running,
     pin_to,
     pyplot,
     relative,
@@ -709,6 +710,8 @@ def main() -> int:
             env["PRSM_TIMEOUT_SECONDS"] = f"{request_timeout:g}"
             env["METRICS_WORKER_HOST"] = "127.0.0.1"
             env["METRICS_WORKER_PORT"] = str(free_port())
+            # On every core while its users log in (argon2, a hash per login), on core 0 once
+            # the load starts.
             service = start(
                 "all-on",
                 project.python,
@@ -717,12 +720,14 @@ def main() -> int:
                 env,
                 "/health",
                 logs,
+                pinned=False,
             )
             with running(service):
                 load.check_loopback(service.url)
                 worker = start_worker(project, env, logs)
                 try:
-                    tokens = login(service, users)
+                    tokens = login(service, users, parallel=4)
+                    pin_running(service.process.pid, 0)
                     people = [User(user_name(i), tokens[i]) for i in range(users)]
                     print("running ...", flush=True)
                     saved = os.sched_getaffinity(0) if PIN else None
