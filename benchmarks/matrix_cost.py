@@ -109,8 +109,12 @@ def run_harness(
     wall = time.perf_counter() - started
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
-    summary = (completed.stdout.strip().splitlines() or [""])[-1]
-    return round(wall, 1), round(cpu, 1), completed.returncode, summary
+    lines = completed.stdout.strip().splitlines() or [""]
+    if completed.returncode:
+        # What failed, and why: from pytest's first failure report to the end.
+        start = next((i for i, line in enumerate(lines) if " FAILURES " in line), len(lines) - 80)
+        print("\n".join(lines[max(start, 0) :]), flush=True)
+    return round(wall, 1), round(cpu, 1), completed.returncode, lines[-1]
 
 
 def full_matrix_size() -> int:

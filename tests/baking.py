@@ -4,7 +4,6 @@
 from __future__ import annotations
 
 import ast
-import fcntl
 import functools
 import hashlib
 import importlib.util
@@ -18,7 +17,7 @@ import sys
 import time
 import tomllib
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import contextmanager, nullcontext
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from types import ModuleType
@@ -501,32 +500,7 @@ class BakedProject:
         self, *args: str, timeout: float = 600, env: Mapping[str, str] | None = None
     ) -> None:
         env = env or self.env
-        python_version = str(self.answers["python_version"])
-        with mypy_cache_lock(env, python_version) if args[0] == "mypy" else nullcontext():
-            self.check(find_uv(), "run", "--no-sync", *args, timeout=timeout, env=env)
-
-
-@contextmanager
-def mypy_cache_lock(env: Mapping[str, str], python_version: str) -> Iterator[None]:
-    """One mypy at a time on the cache for a Python version, whichever worker runs it.
-
-    The workers share one cache (MYPY_CACHE_DIR, see the project_env fixture), so the first
-    project warms it for all: mypy's analysis of FastAPI, pydantic, SQLAlchemy and the rest
-    is most of a cold run. mypy writes a module's metadata and data as two files; one writer
-    at a time keeps them a pair. A cached module counts only while the file mypy finds has
-    the size and hash it recorded (a project at another path, as on another worker, is
-    hashed again), so what another project left serves only where the files are the same."""
-    if "MYPY_CACHE_DIR" not in env:  # mypy's own cache in the project: this mypy's alone
-        yield
-        return
-    directory = Path(env["MYPY_CACHE_DIR"])
-    directory.mkdir(parents=True, exist_ok=True)
-    with (directory / f"{python_version}.lock").open("w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(lock, fcntl.LOCK_UN)
+        self.check(find_uv(), "run", "--no-sync", *args, timeout=timeout, env=env)
 
 
 # --- what a clean render looks like -------------------------------------------------------

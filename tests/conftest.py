@@ -182,7 +182,7 @@ def workdir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="session")
-def project_env(workdir: Path, shared_dir: Path) -> dict[str, str]:
+def project_env(workdir: Path) -> dict[str, str]:
     """The environment every rendered project's commands run in.
 
     Bytecode goes to one cache per worker. Every project on a worker is rendered at the same
@@ -190,10 +190,13 @@ def project_env(workdir: Path, shared_dir: Path) -> dict[str, str]:
     and mtime from one combination to the next and its bytecode stays valid; the project's
     own files are written anew each time, so theirs is recompiled.
 
-    The mypy cache is one for all workers, used by one mypy at a time per target Python
-    (baking.mypy_cache_lock). mypy checks each cached module against the file it finds (size
-    and mtime, then content hash) and against its own version and options, and keeps one
-    cache per target Python inside that directory.
+    The mypy cache is one per worker, so it is warm from its worker's first project on. It
+    cannot be one for all: mypy records each module's path as it was given (`src/...`, the
+    same in every project) and trusts a cached module whose file has the same size and
+    mtime second, without hashing it. Two workers rendering two combinations in the same
+    second, whose api.py have the same size (517 bytes with auth and no jobs, or with jobs
+    and no auth), would each pass the other's verdict. A worker renders one project at a
+    time, so no two of its projects share an mtime second.
     """
     env = {
         key: value
@@ -201,7 +204,7 @@ def project_env(workdir: Path, shared_dir: Path) -> dict[str, str]:
         if key not in _FOREIGN_ENV and not key.startswith(_FOREIGN_ENV_PREFIXES)
     }
     env.update(
-        MYPY_CACHE_DIR=str(shared_dir / "mypy-cache"),
+        MYPY_CACHE_DIR=str(workdir / "mypy-cache"),
         PYTHONPYCACHEPREFIX=str(workdir / "pycache"),
         REDIS_URL=_redis_url_for_worker(
             os.environ.get("REDIS_URL", DEFAULT_REDIS_URL), _worker_number()

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Mapping, Sequence
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -47,10 +48,7 @@ def checked_steps(
     for step, commands in STEPS.items():
         env = step_env(project, step)
         key = step_key(inputs, step, commands, python, env)
-
-        def run(step: str = step, commands: list[tuple[str, ...]] = commands) -> StepResult:
-            return run_step(label, project, step, commands, step_env(project, step), scratch)
-
+        run = partial(run_step, label, project, step, commands, env, scratch)
         with timings.step(step):
             result, reused = reuse_or_run(results, timings, step, key, run)
         failures += [f"{failure}{reused}" for failure in result.failures]

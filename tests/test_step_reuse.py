@@ -262,14 +262,23 @@ def test_a_lock_is_replayed_only_for_the_same_pyproject_and_to_the_byte(
     online_locks.record(key, first.label, online)
 
 
-# --- mypy: one cache for every worker's projects ----------------------------------------------
+# --- mypy: one cache for every project of a worker -------------------------------------------
 
 
-def test_the_shared_mypy_cache_checks_a_project_at_another_path_anew(
+def test_each_worker_keeps_a_mypy_cache_of_its_own(
+    project_env: dict[str, str], workdir: Path
+) -> None:
+    """Not one for all workers: mypy trusts a cached module whose relative path, size and
+    mtime second match, and two workers can render two combinations' api.py, of the same size
+    and other contents, in the same second (see the project_env fixture)."""
+    assert Path(project_env["MYPY_CACHE_DIR"]).is_relative_to(workdir)
+
+
+def test_the_mypy_cache_checks_a_project_at_another_path_anew(
     bake: Callable[..., BakedProject], tmp_path: Path
 ) -> None:
-    """The matrix's types step shares mypy's cache between workers, whose projects sit at
-    different paths: what one project left must not pass another's error."""
+    """A worker's projects share its mypy cache, a cruft test's copy at another path among
+    them: what one project left must not pass another's error."""
     project = bake(use_prometheus=False, use_docker=False)
     project.install()
     env = {**project.env, "MYPY_CACHE_DIR": str(tmp_path / "mypy-cache")}
