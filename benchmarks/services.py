@@ -19,7 +19,6 @@ import signal
 import socket
 import subprocess
 import sys
-import tempfile
 import time
 import tomllib
 import urllib.error
@@ -426,33 +425,29 @@ def prepare_auth(project: Project, env: Mapping[str, str], users: int = AUTH_USE
         raise RuntimeError(f"alembic upgrade head failed:\n{migrate.stderr[-2000:]}")
     module, function = user_cli(project)
     names = [user_name(i) for i in range(users)]
+
+    def create(share: list[str]) -> subprocess.CompletedProcess[str]:
+        code = (
+            f"import sys\nfrom {module} import {function} as main\n"
+            f"for name in {share!r}:\n"
+            f"    if main(['create-user', name, '--quota', {BENCH_QUOTA!r}]):\n"
+            "        sys.exit(1)\n"
+        )
+        return subprocess.run(
+            [str(project.python), "-c", code],
+            cwd=project.path,
+            env=dict(env),
+            input=f"{BENCH_PASSWORD}\n" * len(share),
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+
     cores = os.cpu_count() or 1
-    shares = [names[core::cores] for core in range(cores)]
-    processes = []
-    with tempfile.TemporaryDirectory() as scratch:
-        passwords = Path(scratch, "passwords")
-        passwords.write_text(f"{BENCH_PASSWORD}\n" * users)
-        for share in filter(None, shares):
-            code = (
-                f"import sys\nfrom {module} import {function} as main\n"
-                f"for name in {share!r}:\n"
-                f"    if main(['create-user', name, '--quota', {BENCH_QUOTA!r}]):\n"
-                "        sys.exit(1)\n"
-            )
-            # A file opened for each process: each reads the passwords from its start.
-            with passwords.open() as stdin:
-                process = subprocess.Popen(
-                    [str(project.python), "-c", code],
-                    cwd=project.path,
-                    env=dict(env),
-                    stdin=stdin,
-                    stdout=subprocess.DEVNULL,
-                    stderr=subprocess.PIPE,
-                    text=True,
-                )
-            processes.append(process)
-        errors = [process.communicate()[1] for process in processes]
-    failed = [error for process, error in zip(processes, errors, strict=True) if process.returncode]
+    shares = [share for share in (names[core::cores] for core in range(cores)) if share]
+    with ThreadPoolExecutor(len(shares)) as pool:
+        created = list(pool.map(create, shares))
+    failed = [done.stderr for done in created if done.returncode]
     if failed:
         raise RuntimeError(f"creating users failed:\n{failed[0][-2000:]}")
 
